@@ -1,0 +1,217 @@
+"""The jitted training loop: ``make_train(config, world, objective, learner)``.
+
+One epoch is a ``lax.scan`` rollout of the skill-conditioned policy in ``num_envs`` worlds, one
+add to the replay buffer, and a ``lax.scan`` of ``updates_per_epoch`` gradient steps (objective
+first, then the learner on rewards recomputed with the just-updated objective, as METRA does).
+Everything a run needs to continue lives in one ``TrainState`` pytree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from algos.buffer import Replay
+from worlds.base import State
+from worlds.wrappers import wrap_for_eval, wrap_for_training
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    num_envs: int = 16
+    rollout_length: int = 50  # env steps per world per epoch
+    updates_per_epoch: int = 50
+    batch_size: int = 256
+    buffer_size: int = 100_000
+    prefill_steps: int = 2_000  # random-action steps collected before the first epoch
+    eval_episodes: int = 48
+
+    def validate(self):
+        for name in ("num_envs", "rollout_length", "updates_per_epoch", "batch_size", "buffer_size", "eval_episodes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.prefill_steps < 0:
+            raise ValueError(f"prefill_steps must be >= 0, got {self.prefill_steps}")
+        if self.buffer_size < self.batch_size:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must be at least batch_size ({self.batch_size})")
+        if max(self.prefill_steps, self.steps_per_epoch) < self.batch_size:
+            raise ValueError(
+                f"the first batch of {self.batch_size} needs at least that many stored transitions: "
+                f"raise prefill_steps ({self.prefill_steps}) or num_envs*rollout_length ({self.steps_per_epoch})"
+            )
+        if self.steps_per_epoch > self.buffer_size:
+            raise ValueError(f"one epoch ({self.steps_per_epoch} steps) does not fit in buffer_size ({self.buffer_size})")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_envs * self.rollout_length
+
+    @property
+    def prefill_rollout_length(self) -> int:
+        return -(-self.prefill_steps // self.num_envs)
+
+
+@struct.dataclass
+class TrainState:
+    learner: Any
+    objective: Any
+    buffer: Any
+    world: State  # batched over num_envs
+    skill: jax.Array  # [num_envs, skill_size]
+    key: jax.Array
+    env_steps: jax.Array
+    epoch: jax.Array
+
+
+@dataclasses.dataclass
+class Trainer:
+    """The pure functions of one training run. All of them can be jitted and vmapped over seeds."""
+
+    config: LoopConfig
+    world: Any
+    objective: Any
+    learner: Any
+    replay: Replay
+
+    def __post_init__(self):
+        self.env = wrap_for_training(self.world, self.config.num_envs)
+
+    # ---- state ---------------------------------------------------------------------------------
+    def init(self, key) -> TrainState:
+        k_learner, k_objective, k_world, k_skill, k_prefill, key = jax.random.split(key, 6)
+        n = self.config.num_envs
+        state = TrainState(
+            learner=self.learner.init(k_learner),
+            objective=self.objective.init(k_objective),
+            buffer=self.replay.init(),
+            world=self.env.reset(k_world),
+            skill=self.objective.sample(k_skill, n),
+            key=key,
+            env_steps=jnp.zeros((), jnp.int32),
+            epoch=jnp.zeros((), jnp.int32),
+        )
+        if self.config.prefill_steps > 0:
+            state, transitions = self.rollout(state, self.config.prefill_rollout_length, random_actions=True)
+            state = state.replace(buffer=self.replay.add(state.buffer, transitions))
+        return state
+
+    # ---- acting ---------------------------------------------------------------------------------
+    def rollout(self, state: TrainState, length: int, random_actions: bool = False):
+        """``length`` steps in every world; returns the new state and [length, num_envs, ...] transitions."""
+        n = self.config.num_envs
+        action_size = self.world.spec.action_size
+
+        def step(carry, _):
+            world, skill, key = carry
+            key, k_act, k_skill = jax.random.split(key, 3)
+            if random_actions:
+                action = jax.random.uniform(k_act, (n, action_size), minval=-1.0, maxval=1.0)
+            else:
+                policy_obs = jnp.concatenate([world.obs, skill], -1)
+                action = self.learner.act(state.learner, policy_obs, k_act)
+            nxt = self.env.step(world, action)
+            transition = {
+                "obs": world.obs,
+                "action": action,
+                "next_obs": nxt.info["final_obs"],
+                "skill": skill,
+                # Bootstrap through time limits: only a real termination zeroes the future.
+                "terminal": nxt.done * (1.0 - nxt.info["truncation"]),
+            }
+            new_skill = jnp.where(nxt.done[:, None] > 0, self.objective.sample(k_skill, n), skill)
+            return (nxt, new_skill, key), transition
+
+        key, k_roll = jax.random.split(state.key)
+        (world, skill, _), transitions = jax.lax.scan(step, (state.world, state.skill, k_roll), None, length)
+        state = state.replace(world=world, skill=skill, key=key, env_steps=state.env_steps + length * n)
+        return state, transitions
+
+    # ---- learning -------------------------------------------------------------------------------
+    def update_step(self, learner_params, objective_params, batch, key):
+        """One gradient step: objective first, then the learner on freshly recomputed rewards."""
+        k_objective, k_learner = jax.random.split(key)
+        objective_params, objective_metrics = self.objective.update(objective_params, batch, k_objective)
+        rewards = self.objective.reward(objective_params, batch)
+        learner_batch = {
+            "obs": jnp.concatenate([batch["obs"], batch["skill"]], -1),
+            "next_obs": jnp.concatenate([batch["next_obs"], batch["skill"]], -1),
+            "action": batch["action"],
+            "terminal": batch["terminal"],
+        }
+        learner_params, learner_metrics = self.learner.update(learner_params, learner_batch, rewards, k_learner)
+        return learner_params, objective_params, {**objective_metrics, **learner_metrics}
+
+    def updates(self, state: TrainState):
+        """``updates_per_epoch`` gradient steps on batches from the buffer; metrics are their mean."""
+
+        def body(carry, _):
+            learner_params, objective_params, key = carry
+            key, k_sample, k_update = jax.random.split(key, 3)
+            batch = self.replay.sample(state.buffer, k_sample)
+            learner_params, objective_params, metrics = self.update_step(learner_params, objective_params, batch, k_update)
+            return (learner_params, objective_params, key), metrics
+
+        key, k_updates = jax.random.split(state.key)
+        (learner_params, objective_params, _), metrics = jax.lax.scan(
+            body, (state.learner, state.objective, k_updates), None, self.config.updates_per_epoch
+        )
+        state = state.replace(learner=learner_params, objective=objective_params, key=key)
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    def epoch(self, state: TrainState):
+        state, transitions = self.rollout(state, self.config.rollout_length)
+        state = state.replace(buffer=self.replay.add(state.buffer, transitions), epoch=state.epoch + 1)
+        state, metrics = self.updates(state)
+        return state, metrics
+
+    def run(self, state: TrainState, n_epochs: int):
+        """``n_epochs`` epochs as one scan; metrics are stacked per epoch."""
+        return jax.lax.scan(lambda s, _: self.epoch(s), state, None, n_epochs)
+
+    def train(self, key, n_epochs: int):
+        """The whole run as one pure function of the key (PureJaxRL style)."""
+        return self.run(self.init(key), n_epochs)
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def eval_positions(self, learner_params, key, n_episodes: int, random_actions: bool = False, skills=None):
+        """Positions along ``n_episodes`` deterministic skill rollouts (or uniformly random actions).
+
+        Returns positions [episode_length + 1, n_episodes, position_size] and the skills used."""
+        env = wrap_for_eval(self.world, n_episodes)
+        k_reset, k_skill, k_act = jax.random.split(key, 3)
+        if skills is None:
+            skills = self.objective.sample(k_skill, n_episodes)
+        world = env.reset(k_reset)
+        action_size = self.world.spec.action_size
+
+        def step(world, key):
+            if random_actions:
+                action = jax.random.uniform(key, (n_episodes, action_size), minval=-1.0, maxval=1.0)
+            else:
+                action = self.learner.act(learner_params, jnp.concatenate([world.obs, skills], -1), key, deterministic=True)
+            world = env.step(world, action)
+            return world, env.position(world)
+
+        keys = jax.random.split(k_act, self.world.spec.episode_length)
+        _, positions = jax.lax.scan(step, world, keys)
+        positions = jnp.concatenate([env.position(world)[None], positions], 0)
+        return positions, skills
+
+
+def make_train(config: LoopConfig, world, objective, learner) -> Trainer:
+    """Build the training functions for ``world x objective x learner``."""
+    config.validate()
+    spec = world.spec
+    example = {
+        "obs": jnp.zeros((spec.obs_size,), jnp.float32),
+        "action": jnp.zeros((spec.action_size,), jnp.float32),
+        "next_obs": jnp.zeros((spec.obs_size,), jnp.float32),
+        "skill": jnp.zeros((objective.skill_size,), jnp.float32),
+        "terminal": jnp.zeros((), jnp.float32),
+    }
+    replay = Replay(config.buffer_size, config.batch_size, example)
+    return Trainer(config, world, objective, learner, replay)

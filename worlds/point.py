@@ -1,0 +1,91 @@
+"""A 2-D point mass under velocity control, in pure JAX.
+
+The cheapest world where skill discovery shows: the observation is the agent's xy, an action is
+a velocity in [-1, 1]^2 scaled by ``max_speed``, and the arena is a box of half-width
+``arena_size``. Optional axis-aligned walls make mazes; the agent slides along a wall by keeping
+whichever single-axis part of its move stays free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from worlds.base import State, WorldSpec, strong_types
+
+# Named wall layouts, each a tuple of (x_min, y_min, x_max, y_max) rectangles.
+MAZES = {
+    "open": (),
+    # A U-shaped obstacle: the agent starts inside the U and must leave through its open top.
+    "u": ((-6.0, -6.0, 6.0, -5.0), (-6.0, -6.0, -5.0, 4.0), (5.0, -6.0, 6.0, 4.0)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PointWorld:
+    arena_size: float = 10.0
+    max_speed: float = 0.2
+    episode_length: int = 100
+    maze: str = "open"
+    start_noise: float = 0.0
+    coverage_cell: float = 1.0
+
+    def __post_init__(self):
+        if self.maze not in MAZES:
+            raise ValueError(f"unknown maze {self.maze!r}; known: {sorted(MAZES)}")
+        if self.arena_size <= 0 or self.max_speed <= 0 or self.episode_length <= 0:
+            raise ValueError("point world needs arena_size, max_speed and episode_length > 0")
+
+    @property
+    def spec(self) -> WorldSpec:
+        return WorldSpec(
+            name="point",
+            obs_size=2,
+            action_size=2,
+            episode_length=self.episode_length,
+            position_size=2,
+            coverage_cell=self.coverage_cell,
+        )
+
+    @property
+    def walls(self) -> jax.Array:
+        return jnp.asarray(MAZES[self.maze], dtype=jnp.float32).reshape(-1, 4)
+
+    def reset(self, key: jax.Array) -> State:
+        pos = self.start_noise * jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
+        state = State(
+            obs=pos.astype(jnp.float32),
+            reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), jnp.float32),
+            metrics={},
+            info={},
+            physics=pos.astype(jnp.float32),
+        )
+        return strong_types(state)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        pos = state.physics
+        move = self.max_speed * jnp.clip(action, -1.0, 1.0)
+        target = pos + move
+        only_x = pos + move * jnp.array([1.0, 0.0])
+        only_y = pos + move * jnp.array([0.0, 1.0])
+        # Prefer the full move, then sliding along x, then along y, else stay put.
+        new = jnp.where(
+            self._free(target),
+            target,
+            jnp.where(self._free(only_x), only_x, jnp.where(self._free(only_y), only_y, pos)),
+        )
+        new = jnp.clip(new, -self.arena_size, self.arena_size)
+        return state.replace(obs=new, physics=new, reward=jnp.zeros_like(state.reward))
+
+    def _free(self, p: jax.Array) -> jax.Array:
+        w = self.walls
+        if w.shape[0] == 0:
+            return jnp.bool_(True)
+        inside = (p[0] >= w[:, 0]) & (p[0] <= w[:, 2]) & (p[1] >= w[:, 1]) & (p[1] <= w[:, 3])
+        return ~jnp.any(inside)
+
+    def position(self, state: State) -> jax.Array:
+        return state.physics

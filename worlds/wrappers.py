@@ -1,0 +1,122 @@
+"""World wrappers: time limit, auto-reset and batching.
+
+Stack them as ``Batched(AutoReset(TimeLimit(world)), n)``. Each keeps the World protocol, so the
+training loop never knows how many wrappers it talks to.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from worlds.base import State, WorldSpec
+
+
+class Wrapper:
+    def __init__(self, world):
+        self.world = world
+
+    @property
+    def spec(self) -> WorldSpec:
+        return self.world.spec
+
+    def reset(self, key):
+        return self.world.reset(key)
+
+    def step(self, state, action):
+        return self.world.step(state, action)
+
+    def position(self, state):
+        return self.world.position(state)
+
+    @property
+    def unwrapped(self):
+        return getattr(self.world, "unwrapped", self.world)
+
+
+class TimeLimit(Wrapper):
+    """Ends episodes after ``episode_length`` steps.
+
+    ``info['truncation']`` is 1 when the episode ended only because time ran out, so a learner can
+    bootstrap from the last state; ``done`` is termination or truncation.
+    """
+
+    def __init__(self, world, episode_length: int | None = None):
+        super().__init__(world)
+        self.episode_length = episode_length or world.spec.episode_length
+
+    def reset(self, key):
+        state = self.world.reset(key)
+        info = dict(state.info, steps=jnp.zeros((), jnp.int32), truncation=jnp.zeros((), jnp.float32))
+        return state.replace(info=info)
+
+    def step(self, state, action):
+        state = self.world.step(state, action)
+        steps = state.info["steps"] + 1
+        out_of_time = steps >= self.episode_length
+        terminated = state.done > 0
+        truncation = jnp.where(out_of_time & ~terminated, 1.0, 0.0).astype(jnp.float32)
+        done = jnp.where(out_of_time | terminated, 1.0, 0.0).astype(state.done.dtype)
+        return state.replace(done=done, info=dict(state.info, steps=steps, truncation=truncation))
+
+
+class AutoReset(Wrapper):
+    """Starts a new episode, from a *fresh* reset with its own key, when one ends.
+
+    The state returned on the last step of an episode already holds the next episode's first
+    observation in ``obs``, with ``done == 1``; the true last observation of the finished episode
+    is kept in ``info['final_obs']`` for the replay buffer. The key for the next reset lives in
+    ``info['reset_key']`` so that resets differ from episode to episode.
+    """
+
+    def reset(self, key):
+        key, reset_key = jax.random.split(key)
+        state = self.world.reset(reset_key)
+        return state.replace(info=dict(state.info, final_obs=state.obs, reset_key=key))
+
+    def step(self, state, action):
+        # Steps must start from a not-done flag, or the wrapped TimeLimit sees stale flags.
+        stepped = self.world.step(state.replace(done=jnp.zeros_like(state.done)), action)
+        key, reset_key = jax.random.split(stepped.info["reset_key"])
+        fresh = self.world.reset(reset_key)
+        done = stepped.done > 0
+
+        def pick(new, old):
+            return jnp.where(jnp.reshape(done, done.shape + (1,) * (old.ndim - done.ndim)), new, old)
+
+        # Everything but reward/done/metrics/truncation comes from the fresh episode when done.
+        keep = {"truncation": stepped.info["truncation"]}
+        physics = jax.tree.map(pick, fresh.physics, stepped.physics)
+        obs = pick(fresh.obs, stepped.obs)
+        info = {k: pick(fresh.info[k], v) if k in fresh.info else v for k, v in stepped.info.items()}
+        info.update(keep, final_obs=stepped.obs, reset_key=key)
+        return stepped.replace(obs=obs, physics=physics, info=info)
+
+
+class Batched(Wrapper):
+    """Runs ``batch_size`` independent copies of a world with ``vmap``."""
+
+    def __init__(self, world, batch_size: int):
+        super().__init__(world)
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size
+
+    def reset(self, key):
+        return jax.vmap(self.world.reset)(jax.random.split(key, self.batch_size))
+
+    def step(self, state, action):
+        return jax.vmap(self.world.step)(state, action)
+
+    def position(self, state):
+        return jax.vmap(self.world.position)(state)
+
+
+def wrap_for_training(world, num_envs: int, episode_length: int | None = None):
+    """The standard stack the training loop uses."""
+    return Batched(AutoReset(TimeLimit(world, episode_length)), num_envs)
+
+
+def wrap_for_eval(world, num_envs: int, episode_length: int | None = None):
+    """Fixed-length episodes with no reset: eval rollouts see exactly one episode each."""
+    return Batched(TimeLimit(world, episode_length), num_envs)
