@@ -1,5 +1,25 @@
-"""Skill objectives: what makes a behaviour a skill (priors, intrinsic rewards, their own losses)."""
+"""Skill objectives: what makes a behaviour a skill (priors, intrinsic rewards, their own losses).
 
+``skills.make(name, options, obs_size)`` builds one by name from plain config data.
+"""
+
+from __future__ import annotations
+
+from algos.options import from_options
 from skills.base import OneHotPrior, SkillObjective, UnitSpherePrior, make_prior
+from skills.metra import Metra, MetraConfig
 
-__all__ = ["OneHotPrior", "SkillObjective", "UnitSpherePrior", "make_prior"]
+# name -> (objective class, its config dataclass)
+OBJECTIVES = {"metra": (Metra, MetraConfig)}
+
+
+def names() -> list[str]:
+    return sorted(OBJECTIVES)
+
+
+def make(name: str, options: dict, obs_size: int) -> SkillObjective:
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown skill objective {name!r}; known: {', '.join(names())}")
+    cls, config_cls = OBJECTIVES[name]
+    return cls(from_options(config_cls, options, name), obs_size)
+

@@ -1,0 +1,12 @@
+"""Plain config data (YAML dicts) -> frozen config dataclasses, strictly."""
+
+from __future__ import annotations
+
+
+def from_options(config_cls, options: dict, name: str):
+    """Build ``config_cls`` from a dict; lists become tuples; an unknown key is a ValueError."""
+    fields = config_cls.__dataclass_fields__
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ValueError(f"{name} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})

@@ -1,0 +1,1 @@
+"""Experiments: Hydra configs, the training CLI, evaluation, logging, checkpoints and benchmarks."""

@@ -1,0 +1,67 @@
+"""Orbax checkpoints of the whole TrainState (params, optimizer states, buffer, worlds, RNG).
+
+Orbax writes each step into a temporary directory and renames it when complete, so a crash never
+leaves a half-written checkpoint that looks finished. On restore, an unreadable newest checkpoint
+is reported and the previous good one is used.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from experiments.config import ConfigError
+
+
+class Checkpoints:
+    def __init__(self, run_dir, keep: int = 3):
+        self.directory = Path(run_dir).absolute() / "checkpoints"
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
+        )
+
+    def save(self, step: int, state, meta: dict) -> None:
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def steps(self) -> list[int]:
+        self.manager.reload()
+        return sorted(self.manager.all_steps())
+
+    def restore(self, abstract_state, warn=print):
+        """The newest readable checkpoint as ``(step, state, meta)``; older ones stand in for a corrupt one."""
+        steps = self.steps()
+        if not steps:
+            raise ConfigError(f"no checkpoint to resume from in {self.directory}")
+        errors = []
+        for step in reversed(steps):
+            try:
+                restored = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
+                )
+                _check_like(restored["state"], abstract_state)
+            except Exception as e:  # orbax raises many types for unreadable or mismatched files
+                errors.append(step)
+                warn(f"checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}); trying an older one", file=sys.stderr)
+                continue
+            if errors:
+                warn(f"resuming from step {step}, the newest good checkpoint (skipped corrupt: {errors})", file=sys.stderr)
+            return step, restored["state"], dict(restored["meta"])
+        raise ConfigError(f"every checkpoint in {self.directory} is unreadable (steps {errors})")
+
+
+def _check_like(state, abstract_state) -> None:
+    """Shapes and dtypes must match the run's own: a checkpoint of another config is an error."""
+    got = jax.tree.map(lambda x: (x.shape, x.dtype), state)
+    want = jax.tree.map(lambda x: (x.shape, x.dtype), abstract_state)
+    if jax.tree.structure(got) != jax.tree.structure(want) or jax.tree.leaves(got) != jax.tree.leaves(want):
+        raise ValueError("checkpoint does not match this run's TrainState")

@@ -1,0 +1,219 @@
+"""Train a skill-discovery method: ``python -m experiments.train [key=value ...]``.
+
+Default: METRA on the 2-D point world. Examples::
+
+    python -m experiments.train world=brax/ant num_seeds=8
+    python -m experiments.train resume=runs/metra_point_20261125-120000 total_steps=400000
+
+The run directory holds config.yaml, metrics.jsonl, TensorBoard files (tb/), orbax checkpoints
+(checkpoints/) and skill-trajectory PNGs (plots/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.config import ConfigError, build, compose, load, save, validate
+
+# What may change when a run is resumed: how long it goes on and how it reports, nothing that
+# changes what it computes.
+RESUMABLE = ("total_steps", "progress", "tensorboard", "plots", "keep_checkpoints")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf; the run stopped without checkpointing the bad state."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    state: object  # the final TrainState (leading axis: seeds)
+    rows: list  # the last evaluation's metrics, one dict per seed
+
+
+def resolve_config(overrides: list[str]) -> DictConfig:
+    """The config for a new run (composed from overrides) or a resumed one (its saved config)."""
+    pairs = dict(o.split("=", 1) for o in overrides if "=" in o)
+    resume = pairs.pop("resume", None)
+    if resume in (None, "null", "None", ""):
+        return compose(overrides)
+    run_dir = Path(resume)
+    if not run_dir.is_dir():
+        raise ConfigError(f"resume directory {run_dir} does not exist")
+    cfg = load(run_dir)
+    changed = sorted(set(pairs) - set(RESUMABLE))
+    if changed:
+        raise ConfigError(f"cannot change {', '.join(changed)} when resuming; only {', '.join(RESUMABLE)}")
+    for key, value in pairs.items():
+        OmegaConf.update(cfg, key, yaml.safe_load(value))
+    cfg.resume = str(run_dir)
+    cfg.run_dir = str(run_dir)
+    return cfg
+
+
+def _first_nonfinite(metrics: dict, first_epoch: int):
+    """(loss name, epoch, seed, value) of the first non-finite loss in a chunk, else None."""
+    for name in sorted(k for k in metrics if k.startswith("loss/")):
+        values = np.asarray(metrics[name])  # [seeds, epochs]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            seed, epoch = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+            return name, first_epoch + int(epoch) + 1, int(seed), float(values[seed, epoch])
+    return None
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train (or resume) the run described by ``cfg``; see the module docstring."""
+    validate(cfg)
+    world, objective, learner, loop = build(cfg)
+    run_dir = Path(cfg.run_dir)
+    resuming = cfg.resume is not None
+    from experiments.checkpoint import Checkpoints
+
+    if not resuming and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+        raise ConfigError(f"run_dir {run_dir} already holds a run; continue it with resume={run_dir}")
+    if resuming and not Checkpoints(run_dir).steps():
+        raise ConfigError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}")
+
+    # Everything above is cheap and checks the input; JAX work starts here.
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from algos.loop import make_train
+    from experiments.evaluation import coverage
+    from experiments.logger import RunLogger
+    from experiments.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    trainer = make_train(loop, world, objective, learner)
+    n_seeds = cfg.num_seeds
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(n_seeds))
+    init = jax.jit(jax.vmap(trainer.init))
+    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
+    eval_policy = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=(2, 3))
+    eval_random = jax.jit(trainer.eval_positions, static_argnums=(2, 3))
+
+    log = tqdm.write
+    log(
+        f"replay: {loop.buffer_size:,} transitions x {n_seeds} seed(s) = "
+        f"{trainer.replay.bytes * n_seeds / 2**20:,.1f} MiB; devices: {jax.devices()}"
+    )
+    checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resuming:
+        abstract = jax.eval_shape(init, keys)
+        step, state, meta = checkpoints.restore(abstract, warn=lambda msg, file=None: log(msg, file=file))
+        epoch = int(meta["epoch"])
+        log(f"resumed {run_dir} at epoch {epoch} ({epoch * loop.steps_per_epoch:,} steps per seed)")
+    else:
+        save(cfg, run_dir)
+        state, epoch = init(keys), 0
+
+    total_epochs = cfg.total_steps // loop.steps_per_epoch
+    logger = RunLogger(run_dir, n_seeds, cfg.tensorboard)
+    cell = world.spec.coverage_cell
+    rows: list[dict] = []
+
+    def evaluate(state, epoch, train_metrics, steps_per_s):
+        eval_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1_000_000 + epoch)
+        positions, skills = eval_policy(state.learner, eval_key, loop.eval_episodes, False)
+        first_seed = jax.tree.map(lambda x: x[0], state.learner)
+        random_positions, _ = eval_random(first_seed, eval_key, loop.eval_episodes, True)
+        random_cov = coverage(random_positions, cell)
+        out = []
+        for s in range(n_seeds):
+            row = {"step": epoch * loop.steps_per_epoch, "seed": cfg.seed + s, "epoch": epoch}
+            row["eval/coverage"] = coverage(positions[s], cell)
+            row["eval/coverage_random"] = random_cov
+            row.update({k: float(np.asarray(v)[s, -1]) for k, v in train_metrics.items()})
+            if steps_per_s:
+                row["time/env_steps_per_s"] = steps_per_s
+            out.append(row)
+        logger.log(out)
+        if cfg.plots:
+            from experiments.plots import trajectories_figure
+
+            titles = [f"seed {r['seed']}: coverage {r['eval/coverage']} (random {random_cov})" for r in out]
+            fig = trajectories_figure(np.asarray(positions), np.asarray(skills), titles)
+            (run_dir / "plots").mkdir(exist_ok=True)
+            fig.savefig(run_dir / "plots" / f"skills_{epoch * loop.steps_per_epoch:010d}.png", dpi=80)
+            logger.figure("eval/skills", fig, epoch * loop.steps_per_epoch)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        return out
+
+    bar = tqdm(
+        total=cfg.total_steps,
+        initial=epoch * loop.steps_per_epoch,
+        unit="step",
+        unit_scale=True,
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        while epoch < total_epochs:
+            n = min(cfg.eval_every, total_epochs - epoch)
+            start = time.perf_counter()
+            new_state, metrics = run_chunk(state, n)
+            jax.block_until_ready(new_state)
+            seconds = time.perf_counter() - start
+            bad = _first_nonfinite(metrics, epoch)
+            if bad:
+                name, at, seed, value = bad
+                last = checkpoints.steps()
+                kept = f"last good checkpoint: epoch {last[-1]} in {checkpoints.directory}" if last else "no checkpoint was written yet"
+                raise TrainingDiverged(f"loss '{name}' became {value} at epoch {at} (seed {cfg.seed + seed}); stopped, {kept}")
+            state, epoch = new_state, epoch + n
+            steps_per_s = n * loop.steps_per_epoch * n_seeds / seconds
+            rows = evaluate(state, epoch, metrics, steps_per_s)
+            checkpoints.save(epoch, state, {"epoch": epoch, "env_steps_per_seed": epoch * loop.steps_per_epoch})
+            bar.update(n * loop.steps_per_epoch)
+            bar.set_postfix({"env steps/s": f"{steps_per_s:,.0f}", "coverage": rows[0]["eval/coverage"], "random": rows[0]["eval/coverage_random"]})
+    finally:
+        bar.close()
+        logger.close()
+    if rows:
+        summary = ", ".join(f"seed {r['seed']}: {r['eval/coverage']}" for r in rows)
+        log(f"done: {run_dir}  eval/coverage {summary} (random {rows[0]['eval/coverage_random']})")
+    return RunResult(run_dir, state, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-m" in argv or "--multirun" in argv:
+        return _hydra_multirun()
+    try:
+        run(resolve_config(argv))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _hydra_multirun() -> int:
+    """Hydra multirun (``-m algo=metra world=point,brax/ant``): one run per combination, through
+    Hydra's launcher (local by default; submitit or Ray via ``hydra/launcher=...``)."""
+    import hydra
+
+    @hydra.main(config_path="configs", config_name="config", version_base="1.3")
+    def job(cfg: DictConfig) -> None:
+        run(cfg)
+
+    job()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
