@@ -101,15 +101,32 @@ def _cache_entries(path) -> int:
 
 
 # ---- measurements -----------------------------------------------------------------------------------
-def matmul_peak_gflops(n: int = MATMUL_SIZE, reps: int = 10) -> float:
-    import jax
-    import jax.numpy as jnp
+class MatmulPeak:
+    """A large jitted f32 matmul, timed in samples interleaved with the learner measurements, so
+    the peak and the learner see the same machine (other processes come and go on a shared CPU)."""
 
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(jnp.matmul)
-    jax.block_until_ready(f(a, b))
-    return 2 * n**3 / _median_time(lambda: jax.block_until_ready(f(a, b)), reps) / 1e9
+    def __init__(self, n: int | None = None):
+        import jax
+        import jax.numpy as jnp
+
+        self.n = n = n or MATMUL_SIZE
+        self._a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+        self._b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+        self._f = jax.jit(jnp.matmul)
+        jax.block_until_ready(self._f(self._a, self._b))  # compile + warm-up
+        self.samples: list[float] = []
+
+    def sample(self, reps: int = 1) -> None:
+        import jax
+
+        for _ in range(reps):
+            start = time.perf_counter()
+            jax.block_until_ready(self._f(self._a, self._b))
+            self.samples.append(2 * self.n**3 / (time.perf_counter() - start) / 1e9)
+
+    @property
+    def gflops(self) -> float:
+        return statistics.median(self.samples)
 
 
 def env_only_steps_per_s(world, num_envs: int, length: int, reps: int) -> float:
@@ -140,7 +157,7 @@ def env_only_steps_per_s(world, num_envs: int, length: int, reps: int) -> float:
     return num_envs * length / _median_time(call, reps)
 
 
-def learner_speed(trainer, state, reps: int) -> dict:
+def learner_speed(trainer, state, reps: int, peak: MatmulPeak | None = None) -> dict:
     """Updates alone (``trainer.updates`` jitted) and the FLOPs of one ``update_step``."""
     import jax
 
@@ -150,7 +167,15 @@ def learner_speed(trainer, state, reps: int) -> dict:
 
     run = jax.jit(updates)
     jax.block_until_ready(run(state))  # compile + warm-up
-    updates_s = _median_time(lambda: jax.block_until_ready(run(state)), reps)
+
+    def call():
+        if peak is not None:
+            peak.sample(2)
+        start = time.perf_counter()
+        jax.block_until_ready(run(state))
+        return time.perf_counter() - start
+
+    updates_s = statistics.median(call() for _ in range(reps))
 
     k_sample, k_update = jax.random.split(jax.random.key(2))
     batch = trainer.replay.sample(state.buffer, k_sample)
@@ -161,7 +186,7 @@ def learner_speed(trainer, state, reps: int) -> dict:
             "gflops": flops * updates_per_s / 1e9}  # fmt: skip
 
 
-def reference_learner(world, loop, reps: int) -> dict:
+def reference_learner(world, loop, reps: int, peak: MatmulPeak | None = None) -> dict:
     """SAC + METRA with ``REFERENCE_HIDDEN`` MLPs at batch ``REFERENCE_BATCH`` on this world."""
     import jax
 
@@ -181,7 +206,7 @@ def reference_learner(world, loop, reps: int) -> dict:
     )
     trainer = make_train(config, world, objective, learner)
     state = jax.jit(trainer.init)(jax.random.key(3))
-    return learner_speed(trainer, state, reps)
+    return learner_speed(trainer, state, reps, peak)
 
 
 def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dict:
@@ -189,8 +214,10 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
 
     from algos.loop import make_train
 
+    load_start = os.getloadavg()
     trainer = make_train(loop, world, objective, learner)
-    peak = matmul_peak_gflops()
+    peak = MatmulPeak()
+    peak.sample(4)
     env_only = env_only_steps_per_s(world, loop.num_envs, loop.rollout_length, reps)
 
     state = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
@@ -205,7 +232,7 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
     rollout_s = _median_time(lambda: jax.block_until_ready(run_rollout(state)), reps)
 
     # Updates alone.
-    own = learner_speed(trainer, state, reps)
+    own = learner_speed(trainer, state, reps, peak)
 
     # The whole epoch, as training runs it: jitted, the state donated (the buffer is updated in place).
     cache_before = _cache_entries(cache_dir)
@@ -222,7 +249,8 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
     epoch_s = _median_time(call, reps)
     del box
 
-    ref = reference_learner(world, loop, reps)
+    ref = reference_learner(world, loop, reps, peak)
+    peak_gflops = peak.gflops
 
     hidden = {name: list(getattr(getattr(part, "config", None), "hidden", ()) or ())
               for name, part in (("learner", learner), ("objective", objective))}  # fmt: skip
@@ -232,10 +260,10 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
         "env_steps_per_s_train": loop.steps_per_epoch / epoch_s,
         "updates_per_s": own["updates_per_s"],
         "learner_gflops": own["gflops"],
-        "matmul_peak_gflops": peak,
-        "learner_peak_fraction": own["gflops"] / peak,
+        "matmul_peak_gflops": peak_gflops,
+        "learner_peak_fraction": own["gflops"] / peak_gflops,
         "learner_2x1024_gflops": ref["gflops"],
-        "learner_2x1024_peak_fraction": ref["gflops"] / peak,
+        "learner_2x1024_peak_fraction": ref["gflops"] / peak_gflops,
         "learner_2x1024_updates_per_s": ref["updates_per_s"],
         "compile_s": compile_s,
         "compile_cache_hit": compile_cache_hit,
@@ -260,7 +288,7 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
             "reference": {"hidden": list(REFERENCE_HIDDEN), "batch_size": REFERENCE_BATCH},
         },
         "reps": reps,
-        "matmul_size": MATMUL_SIZE,
+        "matmul_size": peak.n,
         "jax_version": jax.__version__,
         "device_kind": device.device_kind,
         "platform": device.platform,
@@ -268,6 +296,7 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "compile_cache_dir": cache_dir,
+        "load_avg_1min": {"start": load_start[0], "end": os.getloadavg()[0]},  # >cpu_count: shared, noisy
     }
 
 

@@ -7,7 +7,9 @@ is reported and the previous good one is used.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -54,9 +56,19 @@ class Checkpoints:
                 warn(f"checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}); trying an older one", file=sys.stderr)
                 continue
             if errors:
-                warn(f"resuming from step {step}, the newest good checkpoint (skipped corrupt: {errors})", file=sys.stderr)
+                moved = self._set_aside(errors)
+                warn(f"resuming from step {step}, the newest good checkpoint (corrupt ones moved to {moved})", file=sys.stderr)
             return step, restored["state"], dict(restored["meta"])
         raise ConfigError(f"every checkpoint in {self.directory} is unreadable (steps {errors})")
+
+    def _set_aside(self, steps: list[int]) -> Path:
+        """Move unreadable checkpoints out of orbax's way (kept, not deleted, for inspection)."""
+        aside = self.directory.parent / "corrupt_checkpoints"
+        aside.mkdir(exist_ok=True)
+        for step in steps:
+            shutil.move(str(self.directory / str(step)), str(aside / f"{step}-{int(time.time())}"))
+        self.manager.reload()
+        return aside
 
 
 def _check_like(state, abstract_state) -> None:

@@ -41,17 +41,26 @@ def compose(overrides: list[str] = ()) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return hydra_compose("config", overrides=list(overrides), return_hydra_config=False)
     except (HydraException, OmegaConfBaseException) as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or ["bad override"]
+        text = f"{e}\n{e.__cause__ or ''}"
+        lines = [line.strip() for line in text.splitlines() if line.strip()] or ["bad override"]
         if any("not in struct" in line for line in lines):
             key = lines[0].split("'")[1] if "'" in lines[0] else "?"
             raise ConfigError(f"unknown config key {key!r} (see experiments/configs/config.yaml for the keys)") from None
-        raise ConfigError(lines[0]) from None
+        cause = [line for line in lines[1:] if not line.startswith(("To append", "full_key", "object_type"))]
+        raise ConfigError(" ".join(lines[:1] + cause[:1])) from None
 
 
 def validate(cfg: DictConfig) -> None:
     """Reject configs that cannot run, with a message that says which value and why."""
-    from algos.loop import LoopConfig
+    from omegaconf.errors import OmegaConfBaseException
 
+    try:
+        _validate(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"incomplete config: {str(e).splitlines()[0]}") from None
+
+
+def _validate(cfg: DictConfig) -> None:
     for name in ("total_steps", "num_seeds", "eval_every", "keep_checkpoints"):
         value = cfg[name]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -47,6 +47,8 @@ def resolve_config(overrides: list[str]) -> DictConfig:
     run_dir = Path(resume)
     if not run_dir.is_dir():
         raise ConfigError(f"resume directory {run_dir} does not exist")
+    if not (run_dir / "checkpoints").is_dir() or not any(p.name.isdigit() for p in (run_dir / "checkpoints").iterdir()):
+        raise ConfigError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}")
     cfg = load(run_dir)
     changed = sorted(set(pairs) - set(RESUMABLE))
     if changed:
