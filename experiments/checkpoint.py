@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from experiments.config import ConfigError
@@ -29,7 +30,7 @@ class Checkpoints:
     def save(self, step: int, state, meta: dict) -> None:
         self.manager.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
             force=True,
         )
         self.manager.wait_until_finished()
@@ -48,9 +49,11 @@ class Checkpoints:
             try:
                 restored = self.manager.restore(
                     step,
-                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(_stored_leaves(abstract_state)), meta=ocp.args.JsonRestore()
+                    ),
                 )
-                _check_like(restored["state"], abstract_state)
+                state = _rebuild(restored["state"], abstract_state)
             except Exception as e:  # orbax raises many types for unreadable or mismatched files
                 errors.append(step)
                 warn(f"checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}); trying an older one", file=sys.stderr)
@@ -58,7 +61,7 @@ class Checkpoints:
             if errors:
                 moved = self._set_aside(errors)
                 warn(f"resuming from step {step}, the newest good checkpoint (corrupt ones moved to {moved})", file=sys.stderr)
-            return step, restored["state"], dict(restored["meta"])
+            return step, state, dict(restored["meta"])
         raise ConfigError(f"every checkpoint in {self.directory} is unreadable (steps {errors})")
 
     def _set_aside(self, steps: list[int]) -> Path:
@@ -71,9 +74,26 @@ class Checkpoints:
         return aside
 
 
-def _check_like(state, abstract_state) -> None:
-    """Shapes and dtypes must match the run's own: a checkpoint of another config is an error."""
-    got = jax.tree.map(lambda x: (x.shape, x.dtype), state)
-    want = jax.tree.map(lambda x: (x.shape, x.dtype), abstract_state)
-    if jax.tree.structure(got) != jax.tree.structure(want) or jax.tree.leaves(got) != jax.tree.leaves(want):
+def _stored_leaves(state) -> dict:
+    """The TrainState as a flat dict of its non-empty leaves.
+
+    Orbax refuses zero-size arrays (MJX physics state has some); they carry no data, so they are
+    rebuilt from the run's own abstract state on restore."""
+    return {f"{i:05d}": x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}
+
+
+def _rebuild(stored: dict, abstract_state):
+    """The inverse of ``_stored_leaves``; shapes and dtypes must match the run's own."""
+    leaves, treedef = jax.tree.flatten(abstract_state)
+    out = []
+    for i, want in enumerate(leaves):
+        if want.size == 0:
+            out.append(jnp.zeros(want.shape, want.dtype))
+            continue
+        got = stored[f"{i:05d}"]
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ValueError(f"checkpoint leaf {i} is {got.shape} {got.dtype}, this run expects {want.shape} {want.dtype}")
+        out.append(got)
+    if len(stored) != sum(x.size > 0 for x in leaves):
         raise ValueError("checkpoint does not match this run's TrainState")
+    return jax.tree.unflatten(treedef, out)

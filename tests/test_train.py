@@ -189,3 +189,21 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cap
     assert "loss 'loss/critic' became nan at epoch 3 (seed 0)" in err
     assert "last good checkpoint: epoch 2" in err
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+
+
+@pytest.mark.slow
+def test_brax_ant_smoke_run(tmp_path):
+    """A few epochs of METRA on Brax Ant through the CLI: it trains, evaluates and checkpoints."""
+    run_dir = tmp_path / "ant"
+    args = TINY + [
+        "world=brax/ant",
+        f"run_dir={run_dir}",
+        "world.options.episode_length=20",
+        "loop.prefill_steps=40",
+        "total_steps=160",
+    ]
+    assert train.main(args) == 0
+    logged = rows(run_dir)
+    assert [r["step"] for r in logged] == [80, 160]
+    assert all(np.isfinite(r["loss/critic"]) and r["eval/coverage"] >= 1 for r in logged)
+    assert (run_dir / "checkpoints" / "4").is_dir()
