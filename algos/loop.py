@@ -45,6 +45,9 @@ class LoopConfig:
             )
         if self.steps_per_epoch > self.buffer_size:
             raise ValueError(f"one epoch ({self.steps_per_epoch} steps) does not fit in buffer_size ({self.buffer_size})")
+        prefill = self.prefill_rollout_length * self.num_envs  # prefill_steps rounded up to whole rollouts
+        if prefill > self.buffer_size:
+            raise ValueError(f"the prefill ({prefill} steps) does not fit in buffer_size ({self.buffer_size})")
 
     @property
     def steps_per_epoch(self) -> int:

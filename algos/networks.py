@@ -14,7 +14,6 @@ class MLP(nn.Module):
     hidden: Sequence[int]
     out: int
     layer_norm: bool = False
-    out_scale: float = 1.0  # scales the init of the last layer (small for policy heads)
 
     @nn.compact
     def __call__(self, x):
@@ -23,8 +22,7 @@ class MLP(nn.Module):
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = nn.relu(x)
-        init = nn.initializers.variance_scaling(self.out_scale, "fan_avg", "uniform")
-        return nn.Dense(self.out, kernel_init=init)(x)
+        return nn.Dense(self.out)(x)
 
 
 class Critic(nn.Module):

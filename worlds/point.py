@@ -37,6 +37,10 @@ class PointWorld:
             raise ValueError(f"unknown maze {self.maze!r}; known: {sorted(MAZES)}")
         if self.arena_size <= 0 or self.max_speed <= 0 or self.episode_length <= 0:
             raise ValueError("point world needs arena_size, max_speed and episode_length > 0")
+        walls = MAZES[self.maze]
+        thinnest = min((min(x1 - x0, y1 - y0) for x0, y0, x1, y1 in walls), default=float("inf"))
+        if self.max_speed >= thinnest:  # walls are checked at the target point only
+            raise ValueError(f"max_speed ({self.max_speed}) must be below the thinnest wall ({thinnest}) or the agent tunnels")
 
     @property
     def spec(self) -> WorldSpec:

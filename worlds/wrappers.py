@@ -43,7 +43,9 @@ class TimeLimit(Wrapper):
 
     def __init__(self, world, episode_length: int | None = None):
         super().__init__(world)
-        self.episode_length = episode_length or world.spec.episode_length
+        self.episode_length = world.spec.episode_length if episode_length is None else episode_length
+        if self.episode_length <= 0:
+            raise ValueError(f"episode_length must be positive, got {self.episode_length}")
 
     def reset(self, key):
         state = self.world.reset(key)
