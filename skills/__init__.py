@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from algos.options import from_options
 from skills.base import OneHotPrior, SkillObjective, UnitSpherePrior, make_prior
-from skills.metra import Metra, MetraConfig
+from skills.distance import CSDConfig, DistanceSkills, LSDConfig, MetraConfig
 
 # name -> (objective class, its config dataclass)
-OBJECTIVES = {"metra": (Metra, MetraConfig)}
+OBJECTIVES = {
+    "metra": (DistanceSkills, MetraConfig),
+    "lsd": (DistanceSkills, LSDConfig),
+    "csd": (DistanceSkills, CSDConfig),
+}
 
 
 def names() -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from algos.buffer import Replay
 from algos.loop import LoopConfig, make_train
 from algos.sac import SAC, SACConfig
-from skills.metra import Metra, MetraConfig
+from skills.distance import DistanceSkills, MetraConfig
 from worlds.point import PointWorld
 
 HIDDEN = (64, 64)
@@ -20,7 +20,7 @@ SMALL = LoopConfig(num_envs=4, rollout_length=8, updates_per_epoch=3, batch_size
 
 
 def _parts(world, skill_dim: int = 2):
-    objective = Metra(MetraConfig(skill_dim=skill_dim, hidden=HIDDEN), world.spec.obs_size)
+    objective = DistanceSkills(MetraConfig(skill_dim=skill_dim, hidden=HIDDEN), world.spec.obs_size)
     learner = SAC(SACConfig(hidden=HIDDEN), world.spec.obs_size + objective.skill_size, world.spec.action_size)
     return objective, learner
 

@@ -53,7 +53,7 @@ COMPILES = CompileCounter()
     "args, fragment",
     [
         (["world=nowhere"], "unknown world 'nowhere'; known: brax/ant"),
-        (["algo=nothing"], "unknown algo 'nothing'; known: metra"),
+        (["algo=nothing"], "unknown algo 'nothing'; known: csd, lsd, metra"),
         (["no_such_key=1"], "unknown config key 'no_such_key'"),
         (["total_steps=0"], "total_steps must be a positive integer"),
         (["total_steps=-800"], "total_steps must be a positive integer"),
@@ -94,10 +94,11 @@ def test_cli_bad_world_from_a_shell(tmp_path):
 
 
 @pytest.mark.slow
-def test_metra_on_point_covers_three_times_more_than_random(tmp_path):
-    """METRA's signature: skills spread out; deterministic skill rollouts cover >= 3x random actions."""
-    run_dir = tmp_path / "metra"
-    code = train.main([f"run_dir={run_dir}", "total_steps=32000", "eval_every=20", "progress=false"])
+@pytest.mark.parametrize("algo", ["metra", "lsd", "csd"])
+def test_distance_family_on_point_covers_three_times_more_than_random(algo, tmp_path):
+    """The family's signature: skills spread out; deterministic skill rollouts cover >= 3x random actions."""
+    run_dir = tmp_path / algo
+    code = train.main([f"algo={algo}", f"run_dir={run_dir}", "total_steps=32000", "eval_every=20", "progress=false"])
     assert code == 0
     last = rows(run_dir)[-1]
     assert last["step"] == 32000 and last["seed"] == 0

@@ -1,4 +1,4 @@
-"""METRA (skills/metra.py) against hand-written numpy formulas, for continuous and discrete skills."""
+"""METRA (skills/distance.py, METRA constraint) against hand-written numpy formulas, for continuous and discrete skills."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from skills.base import OneHotPrior, UnitSpherePrior, make_prior
-from skills.metra import Metra, MetraConfig, dual_losses, skill_reward
+from skills.distance import DistanceSkills, MetraConfig, dual_losses, skill_reward
 
 OBS = 3
 HIDDEN = (64, 64)
 
 
-def _metra(skill_type: str, skill_dim: int, **kw) -> Metra:
-    return Metra(MetraConfig(skill_type=skill_type, skill_dim=skill_dim, hidden=HIDDEN, **kw), OBS)
+def _metra(skill_type: str, skill_dim: int, **kw) -> DistanceSkills:
+    return DistanceSkills(MetraConfig(skill_type=skill_type, skill_dim=skill_dim, hidden=HIDDEN, **kw), OBS)
 
 
-def _batch(metra: Metra, key, n: int = 16, step: float = 1.0) -> dict:
+def _batch(metra: DistanceSkills, key, n: int = 16, step: float = 1.0) -> dict:
     k_obs, k_move, k_skill = jax.random.split(key, 3)
     obs = jax.random.normal(k_obs, (n, OBS))
     return {
@@ -30,7 +30,7 @@ def _batch(metra: Metra, key, n: int = 16, step: float = 1.0) -> dict:
     }
 
 
-def _np_dphi(metra: Metra, params, batch) -> np.ndarray:
+def _np_dphi(metra: DistanceSkills, params, batch) -> np.ndarray:
     """phi(s') - phi(s), each side through the real phi network on its own."""
     now = np.asarray(metra.phi_net.apply(params.phi, batch["obs"]), np.float64)
     nxt = np.asarray(metra.phi_net.apply(params.phi, batch["next_obs"]), np.float64)
@@ -137,7 +137,7 @@ def test_dual_gradients():
 def test_defaults():
     cfg = MetraConfig()
     assert cfg.init_lambda == 30.0 and cfg.slack == 1e-3
-    metra = Metra(MetraConfig(hidden=HIDDEN), OBS)
+    metra = DistanceSkills(MetraConfig(hidden=HIDDEN), OBS)
     params = metra.init(jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(jnp.exp(params.log_lambda)), 30.0, rtol=1e-5)
 
@@ -165,7 +165,7 @@ def test_update_moves_lambda_the_right_way(skill_type, skill_dim):
     still = _batch(metra, jax.random.PRNGKey(1), step=0.0)
     new, metrics = update(params, still, jax.random.PRNGKey(2))
     assert float(new.log_lambda) < float(params.log_lambda)
-    np.testing.assert_allclose(float(metrics["metra/penalty"]), metra.config.slack, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["distance/penalty"]), metra.config.slack, rtol=1e-5)
 
 
 def test_update_increases_reward_on_fixed_batch():
@@ -209,3 +209,75 @@ def test_make_prior():
     for bad in [("discrete", 1), ("continuous", 0), ("gaussian", 2)]:
         with pytest.raises(ValueError):
             make_prior(*bad)
+
+
+# ---- the rest of the family: CSD's distance and model, LSD's Lipschitz phi ----------------------
+
+from skills.distance import CSDConfig, LSDConfig, csd_distance, gaussian_nll  # noqa: E402
+
+
+def test_csd_distance_matches_hand_formula():
+    rng = np.random.default_rng(0)
+    delta, mean, log_std = (rng.normal(size=(5, 3)).astype(np.float32) for _ in range(3))
+    c = np.exp(-log_std)
+    c_hat = c / np.exp(np.mean(np.log(c), -1, keepdims=True))  # unit-determinant precision
+    want = np.mean((delta - mean) ** 2 * c_hat**2, -1)
+    np.testing.assert_allclose(np.asarray(csd_distance(delta, mean, log_std)), want, rtol=1e-5)
+
+
+def test_csd_distance_is_large_for_rare_directions():
+    # The model says dim 0 moves a lot (sigma 1) and dim 1 barely (sigma 0.01): the same step
+    # along the hard dim 1 is far more "distant" than along the easy dim 0.
+    mean = np.zeros((1, 2), np.float32)
+    log_std = np.log(np.array([[1.0, 0.01]], np.float32))
+    easy = float(csd_distance(np.array([[0.1, 0.0]], np.float32), mean, log_std)[0])
+    hard = float(csd_distance(np.array([[0.0, 0.1]], np.float32), mean, log_std)[0])
+    assert hard > 1000 * easy
+
+
+def test_gaussian_nll_matches_hand_formula():
+    rng = np.random.default_rng(1)
+    delta, mean, log_std = (rng.normal(size=(4, 3)).astype(np.float32) for _ in range(3))
+    sigma = np.exp(log_std)
+    want = np.sum(0.5 * ((delta - mean) / sigma) ** 2 + np.log(sigma) + 0.5 * np.log(2 * np.pi), -1)
+    np.testing.assert_allclose(np.asarray(gaussian_nll(delta, mean, log_std)), want, rtol=1e-5)
+
+
+def test_csd_update_fits_the_transition_model_and_uses_its_distance():
+    csd = DistanceSkills(CSDConfig(hidden=HIDDEN, learning_rate=1e-3), OBS)
+    assert csd.config.init_lambda == 3000.0 and csd.config.slack == 1e-6
+    params = csd.init(jax.random.PRNGKey(0))
+    batch = _batch(csd, jax.random.PRNGKey(1), n=64, step=0.3)
+    mean, log_std = csd._model(params.model, batch["obs"])
+    delta = batch["next_obs"] - batch["obs"]
+    np.testing.assert_allclose(
+        np.asarray(csd.distance(params, batch)), np.asarray(csd_distance(delta, mean, log_std)), rtol=1e-5
+    )
+    update = jax.jit(csd.update)
+    first = None
+    for i in range(200):
+        params, metrics = update(params, batch, jax.random.PRNGKey(i))
+        first = first if first is not None else float(metrics["loss/model"])
+    assert float(metrics["loss/model"]) < first - 1.0  # maximum likelihood makes progress
+    # The penalty uses d_CSD, not 1: recompute it by hand from the reported pieces.
+    dphi = np.asarray(_np_dphi(csd, params, batch))
+    d = np.asarray(csd.distance(params, batch))
+    penalty = np.minimum(1e-6, d - np.mean(dphi**2, -1))
+    _, _, lambda_loss = dual_losses(jnp.zeros(64), jnp.asarray(dphi), params.log_lambda, jnp.asarray(d), 1e-6)
+    np.testing.assert_allclose(float(lambda_loss), float(params.log_lambda) * penalty.mean(), rtol=1e-4)
+
+
+def test_lsd_phi_is_one_lipschitz_and_has_no_dual():
+    lsd = DistanceSkills(LSDConfig(hidden=(64, 64), skill_dim=3), OBS)
+    params = lsd.init(jax.random.PRNGKey(0))
+    # Make the raw weights large so that an unnormalised network would be far from 1-Lipschitz.
+    params = params.replace(phi=jax.tree.map(lambda w: 10.0 * w, params.phi))
+    x = jax.random.normal(jax.random.PRNGKey(1), (512, OBS)) * 3
+    y = x + 0.1 * jax.random.normal(jax.random.PRNGKey(2), (512, OBS))
+    ratio = jnp.linalg.norm(lsd.embed(params, x) - lsd.embed(params, y), axis=-1) / jnp.linalg.norm(x - y, axis=-1)
+    assert float(ratio.max()) <= 1.0 + 1e-3
+    batch = _batch(lsd, jax.random.PRNGKey(3))
+    new, metrics = jax.jit(lsd.update)(params, batch, jax.random.PRNGKey(4))
+    assert "loss/lambda" not in metrics
+    assert float(new.log_lambda) == float(params.log_lambda)
+    np.testing.assert_allclose(float(metrics["loss/phi"]), -float(jnp.mean(lsd.reward(params, batch))), rtol=1e-5)
