@@ -180,29 +180,64 @@ class Trainer:
         return self.run(self.init(key), n_epochs)
 
     # ---- evaluation -----------------------------------------------------------------------------
-    def eval_positions(self, learner_params, key, n_episodes: int, random_actions: bool = False, skills=None):
-        """Positions along ``n_episodes`` deterministic skill rollouts (or uniformly random actions).
+    def _eval_episode(self, n: int, key, policy, random_actions: bool):
+        """One fixed-length episode in ``n`` worlds, no auto-reset. ``policy(obs, goal_obs, key)``.
 
-        Returns positions [episode_length + 1, n_episodes, position_size] and the skills used."""
-        env = wrap_for_eval(self.world, n_episodes)
-        k_reset, k_skill, k_act = jax.random.split(key, 3)
-        if skills is None:
-            skills = self.objective.sample(k_skill, n_episodes)
-        world = env.reset(k_reset)
+        Returns a dict of trajectories [episode_length + 1, n, ...]: ``position`` and, for worlds
+        with objects, ``object``. The goal observations (start observation with its leading
+        ``position_size`` entries replaced) are what zero-shot goal reaching aims at."""
+        env = wrap_for_eval(self.world, n)
+        has_objects = hasattr(self.world, "object_position")
+        k_reset, k_act = jax.random.split(key)
         action_size = self.world.spec.action_size
+
+        def observe(world):
+            out = {"position": env.position(world)}
+            if has_objects:
+                out["object"] = env.object_position(world)
+            return out
 
         def step(world, key):
             if random_actions:
-                action = jax.random.uniform(key, (n_episodes, action_size), minval=-1.0, maxval=1.0)
+                action = jax.random.uniform(key, (n, action_size), minval=-1.0, maxval=1.0)
             else:
-                action = self.learner.act(learner_params, jnp.concatenate([world.obs, skills], -1), key, deterministic=True)
+                action = policy(world.obs, key)
             world = env.step(world, action)
-            return world, env.position(world)
+            return world, observe(world)
 
-        keys = jax.random.split(k_act, self.world.spec.episode_length)
-        _, positions = jax.lax.scan(step, world, keys)
-        positions = jnp.concatenate([env.position(world)[None], positions], 0)
-        return positions, skills
+        world = env.reset(k_reset)
+        _, trajectory = jax.lax.scan(step, world, jax.random.split(k_act, self.world.spec.episode_length))
+        return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest], 0), observe(world), trajectory), world
+
+    def _act(self, learner_params, obs, skill, key):
+        return self.learner.act(learner_params, jnp.concatenate([obs, skill], -1), key, deterministic=True)
+
+    def eval_positions(self, learner_params, key, n_episodes: int, random_actions: bool = False):
+        """Deterministic rollouts of ``n_episodes`` random skills (or uniformly random actions).
+
+        Returns (trajectories {'position': [T+1, n, P], maybe 'object'}, skills [n, skill_size])."""
+        k_skill, k_episode = jax.random.split(key)
+        skills = self.objective.sample(k_skill, n_episodes)
+        policy = lambda obs, key: self._act(learner_params, obs, skills, key)  # noqa: E731
+        trajectories, _ = self._eval_episode(n_episodes, k_episode, policy, random_actions)
+        return trajectories, skills
+
+    def eval_goals(self, learner_params, objective_params, key, goals, random_actions: bool = False):
+        """Zero-shot goal reaching: one deterministic episode per goal position (goals: [G, P]).
+
+        At every step the skill is ``objective.goal_skill(params, obs, goal_obs)``, re-aimed as the
+        agent moves. Returns the position trajectories [T+1, G, P]."""
+        n_goals, n_pos = goals.shape
+        # The same reset as the episode's own (same key split), for the start observations.
+        start = wrap_for_eval(self.world, n_goals).reset(jax.random.split(key)[0]).obs
+        goal_obs = start.at[:, :n_pos].set(goals)
+
+        def policy(obs, key):
+            skill = self.objective.goal_skill(objective_params, obs, goal_obs)
+            return self._act(learner_params, obs, skill, key)
+
+        trajectories, _ = self._eval_episode(n_goals, key, policy, random_actions)
+        return trajectories["position"]
 
 
 def make_train(config: LoopConfig, world, objective, learner) -> Trainer:

@@ -39,11 +39,17 @@ class Checkpoints:
         self.manager.reload()
         return sorted(self.manager.all_steps())
 
-    def restore(self, abstract_state, warn=print):
-        """The newest readable checkpoint as ``(step, state, meta)``; older ones stand in for a corrupt one."""
+    def restore(self, abstract_state, warn=print, step: int | None = None):
+        """The newest readable checkpoint as ``(step, state, meta)``; older ones stand in for a corrupt one.
+
+        ``step`` asks for one checkpoint exactly (no fallback)."""
         steps = self.steps()
         if not steps:
             raise ConfigError(f"no checkpoint to resume from in {self.directory}")
+        if step is not None:
+            if step not in steps:
+                raise ConfigError(f"no checkpoint {step} in {self.directory}; there are {steps}")
+            steps = [step]
         errors = []
         for step in reversed(steps):
             try:

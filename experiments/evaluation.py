@@ -1,8 +1,17 @@
-"""Evaluation metrics computed on the host from eval rollouts."""
+"""Evaluation of a run's policies: coverage, object coverage and zero-shot goal reaching.
+
+Used between training chunks by ``experiments.train`` and on saved runs by ``experiments.evaluate``.
+Every policy metric is reported beside the same protocol run with uniformly random actions.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jax
 import numpy as np
+
+from worlds.base import goal_positions
 
 
 def coverage(positions, cell: float) -> int:
@@ -12,3 +21,68 @@ def coverage(positions, cell: float) -> int:
     positions = np.asarray(positions)
     flat = positions.reshape(-1, positions.shape[-1])
     return int(len(np.unique(np.floor(flat / cell), axis=0)))
+
+
+def goal_metrics(final_positions, goals, threshold: float) -> tuple[float, float]:
+    """(success rate, mean final distance) of final positions [G, P] against goals [G, P]."""
+    distance = np.linalg.norm(np.asarray(final_positions) - np.asarray(goals), axis=-1)
+    return float(np.mean(distance < threshold)), float(np.mean(distance))
+
+
+class Evaluator:
+    """Jitted eval rollouts of a trainer's policies, vmapped over seeds; metrics on the host."""
+
+    def __init__(self, trainer, eval_episodes: int, seed: int):
+        self.trainer, self.episodes, self.seed = trainer, eval_episodes, seed
+        spec = trainer.world.spec
+        self.cell = spec.coverage_cell
+        self.goals = goal_positions(spec)
+        self.threshold = spec.goal_threshold
+        self.has_goals = len(self.goals) > 0 and hasattr(trainer.objective, "goal_skill")
+        self._policy = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=(2, 3))
+        self._random = jax.jit(trainer.eval_positions, static_argnums=(2, 3))
+        self._goals = jax.jit(jax.vmap(trainer.eval_goals, in_axes=(0, 0, None, None, None)), static_argnums=4)
+        self._goals_random = jax.jit(trainer.eval_goals, static_argnums=4)
+
+    def __call__(self, state, epoch: int):
+        """Metrics per seed (list of dicts) and the policy trajectories for pictures."""
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), 1_000_000 + epoch)
+        trajectories, skills = self._policy(state.learner, key, self.episodes, False)
+        first_seed = jax.tree.map(lambda x: x[0], state.learner)
+        random_trajectories, _ = self._random(first_seed, key, self.episodes, True)
+        baseline = {"eval/coverage_random": coverage(random_trajectories["position"], self.cell)}
+        if "object" in random_trajectories:
+            baseline["eval/object_coverage_random"] = coverage(random_trajectories["object"], self.cell)
+        if self.has_goals:
+            first_objective = jax.tree.map(lambda x: x[0], state.objective)
+            reached = self._goals_random(first_seed, first_objective, key, self.goals, True)
+            success, distance = goal_metrics(reached[-1], self.goals, self.threshold)
+            baseline.update({"eval/goal_success_random": success, "eval/goal_distance_random": distance})
+            goal_trajectories = np.asarray(self._goals(state.learner, state.objective, key, self.goals, False))
+        rows = []
+        for s in range(np.asarray(skills).shape[0]):
+            row = {"eval/coverage": coverage(trajectories["position"][s], self.cell)}
+            if "object" in trajectories:
+                row["eval/object_coverage"] = coverage(trajectories["object"][s], self.cell)
+            if self.has_goals:
+                success, distance = goal_metrics(goal_trajectories[s, -1], self.goals, self.threshold)
+                row.update({"eval/goal_success": success, "eval/goal_distance": distance})
+            rows.append({**row, **baseline})
+        return rows, np.asarray(trajectories["position"]), np.asarray(skills)
+
+
+def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) -> Path:
+    """plots/skills_<step>.png: one panel per seed; also sent to TensorBoard if a logger is given."""
+    import matplotlib.pyplot as plt
+
+    from experiments.plots import trajectories_figure
+
+    titles = [f"seed {r['seed']}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
+    fig = trajectories_figure(positions, skills, titles)
+    path = Path(run_dir) / "plots" / f"skills_{step:010d}.png"
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=80)
+    if logger is not None:
+        logger.figure("eval/skills", fig, step)
+    plt.close(fig)
+    return path

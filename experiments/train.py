@@ -90,7 +90,7 @@ def run(cfg: DictConfig) -> RunResult:
     from tqdm import tqdm
 
     from algos.loop import make_train
-    from experiments.evaluation import coverage
+    from experiments.evaluation import Evaluator, save_skill_figure
     from experiments.logger import RunLogger
     from experiments.runtime import enable_compilation_cache
 
@@ -100,8 +100,6 @@ def run(cfg: DictConfig) -> RunResult:
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(n_seeds))
     init = jax.jit(jax.vmap(trainer.init))
     run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
-    eval_policy = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=(2, 3))
-    eval_random = jax.jit(trainer.eval_positions, static_argnums=(2, 3))
 
     log = tqdm.write
     log(
@@ -121,36 +119,22 @@ def run(cfg: DictConfig) -> RunResult:
 
     total_epochs = cfg.total_steps // loop.steps_per_epoch
     logger = RunLogger(run_dir, n_seeds, cfg.tensorboard)
-    cell = world.spec.coverage_cell
     rows: list[dict] = []
 
+    evaluator = Evaluator(trainer, loop.eval_episodes, cfg.seed)
+
     def evaluate(state, epoch, train_metrics, steps_per_s):
-        eval_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1_000_000 + epoch)
-        positions, skills = eval_policy(state.learner, eval_key, loop.eval_episodes, False)
-        first_seed = jax.tree.map(lambda x: x[0], state.learner)
-        random_positions, _ = eval_random(first_seed, eval_key, loop.eval_episodes, True)
-        random_cov = coverage(random_positions, cell)
+        step = epoch * loop.steps_per_epoch
+        metrics, positions, skills = evaluator(state, epoch)
         out = []
-        for s in range(n_seeds):
-            row = {"step": epoch * loop.steps_per_epoch, "seed": cfg.seed + s, "epoch": epoch}
-            row["eval/coverage"] = coverage(positions[s], cell)
-            row["eval/coverage_random"] = random_cov
+        for s, row in enumerate(metrics):
+            row = {"step": step, "seed": cfg.seed + s, "epoch": epoch, **row}
             row.update({k: float(np.asarray(v)[s, -1]) for k, v in train_metrics.items()})
-            if steps_per_s:
-                row["time/env_steps_per_s"] = steps_per_s
+            row["time/env_steps_per_s"] = steps_per_s
             out.append(row)
         logger.log(out)
         if cfg.plots:
-            from experiments.plots import trajectories_figure
-
-            titles = [f"seed {r['seed']}: coverage {r['eval/coverage']} (random {random_cov})" for r in out]
-            fig = trajectories_figure(np.asarray(positions), np.asarray(skills), titles)
-            (run_dir / "plots").mkdir(exist_ok=True)
-            fig.savefig(run_dir / "plots" / f"skills_{epoch * loop.steps_per_epoch:010d}.png", dpi=80)
-            logger.figure("eval/skills", fig, epoch * loop.steps_per_epoch)
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            save_skill_figure(run_dir, step, positions, skills, out, logger)
         return out
 
     bar = tqdm(

@@ -154,6 +154,16 @@ class DistanceSkills:
         """phi(s): used by the reward and by zero-shot goal reaching."""
         return self.phi_net.apply(params.phi, obs)
 
+    def goal_skill(self, params: DistanceParams, obs, goal_obs):
+        """Zero-shot goal reaching: the skill pointing from phi(s) to phi(g).
+
+        Continuous: z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||; discrete: the one-hot of the
+        latent dimension that gains most, argmax_k (phi(g) - phi(s))_k."""
+        diff = self.embed(params, goal_obs) - self.embed(params, obs)
+        if self.prior.discrete:
+            return jax.nn.one_hot(jnp.argmax(diff, -1), self.skill_size)
+        return diff / (jnp.linalg.norm(diff, axis=-1, keepdims=True) + 1e-6)
+
     def _dphi(self, phi_params, batch):
         both = self.phi_net.apply(phi_params, jnp.concatenate([batch["obs"], batch["next_obs"]], 0))
         now, nxt = jnp.split(both, 2, axis=0)

@@ -281,3 +281,17 @@ def test_lsd_phi_is_one_lipschitz_and_has_no_dual():
     assert "loss/lambda" not in metrics
     assert float(new.log_lambda) == float(params.log_lambda)
     np.testing.assert_allclose(float(metrics["loss/phi"]), -float(jnp.mean(lsd.reward(params, batch))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("skill_type, skill_dim", [("continuous", 3), ("discrete", 4)])
+def test_goal_skill_points_from_phi_s_to_phi_g(skill_type, skill_dim):
+    metra = _metra(skill_type, skill_dim)
+    params = metra.init(jax.random.PRNGKey(0))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (6, OBS))
+    goal = jax.random.normal(jax.random.PRNGKey(2), (6, OBS))
+    diff = np.asarray(metra.embed(params, goal) - metra.embed(params, obs))
+    z = np.asarray(metra.goal_skill(params, obs, goal))
+    if skill_type == "continuous":
+        np.testing.assert_allclose(z, diff / np.linalg.norm(diff, axis=-1, keepdims=True), rtol=1e-4)
+    else:
+        np.testing.assert_array_equal(z, np.eye(skill_dim)[np.argmax(diff, -1)])

@@ -103,6 +103,9 @@ def test_distance_family_on_point_covers_three_times_more_than_random(algo, tmp_
     last = rows(run_dir)[-1]
     assert last["step"] == 32000 and last["seed"] == 0
     assert last["eval/coverage"] >= 3 * last["eval/coverage_random"], last
+    # Zero-shot goal reaching with z = (phi(g) - phi(s)) / ||.||: better than random actions.
+    assert last["eval/goal_success"] > last["eval/goal_success_random"], last
+    assert last["eval/goal_distance"] < last["eval/goal_distance_random"], last
     assert (run_dir / "config.yaml").is_file()
     assert sorted((run_dir / "plots").glob("skills_*.png"))
     assert list((run_dir / "tb" / "seed_0").glob("events.out.tfevents.*"))
@@ -208,3 +211,22 @@ def test_brax_ant_smoke_run(tmp_path):
     assert [r["step"] for r in logged] == [80, 160]
     assert all(np.isfinite(r["loss/critic"]) and r["eval/coverage"] >= 1 for r in logged)
     assert (run_dir / "checkpoints" / "4").is_dir()
+
+
+def test_evaluate_cli_reproduces_the_training_evaluation(tmp_path, capsys):
+    from experiments import evaluate
+
+    train.run(train.resolve_config(TINY + [f"run_dir={tmp_path}", "total_steps=160", "plots=true"]))
+    assert evaluate.main([f"run_dir={tmp_path}"]) == 0
+    assert evaluate.main([f"run_dir={tmp_path}", "checkpoint=2"]) == 0
+    evaluated = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    trained = {r["epoch"]: r for r in rows(tmp_path)}
+    for row in evaluated:
+        for key in ("eval/coverage", "eval/coverage_random", "eval/goal_success", "eval/goal_distance"):
+            assert row[key] == trained[row["epoch"]][key], key
+    assert [r["epoch"] for r in evaluated] == [4, 2]
+    assert (tmp_path / "plots" / "skills_0000000080.png").is_file()
+    assert evaluate.main([f"run_dir={tmp_path}", "checkpoint=3"]) == 2
+    assert "no checkpoint 3" in capsys.readouterr().err
+    assert evaluate.main([f"run_dir={tmp_path / 'missing'}"]) == 2
+    assert evaluate.main(["bogus=1"]) == 2

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from worlds.base import State, World, WorldSpec
 from worlds.point import PointWorld
+from worlds.point_block import PointBlockWorld
 
 
 def _brax(name: str) -> Callable:
@@ -19,6 +20,7 @@ def _brax(name: str) -> Callable:
 
 REGISTRY: dict[str, Callable] = {
     "point": PointWorld,
+    "point_block": PointBlockWorld,
     "brax/ant": _brax("ant"),
     "brax/halfcheetah": _brax("halfcheetah"),
 }

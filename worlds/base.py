@@ -41,6 +41,11 @@ class WorldSpec:
     position_size: int  # size of ``position(state)``: 2 for xy worlds, 1 for HalfCheetah's x
     coverage_cell: float  # cell edge for the coverage metric (METRA: 1.0 for locomotion)
     n_agents: int = 1
+    # Zero-shot goal reaching: goals on a ring of this radius around the start (0: no goal set).
+    # A goal observation is the start observation with its first ``position_size`` entries set to
+    # the goal, so worlds with goals keep their position at the front of the observation.
+    goal_radius: float = 0.0
+    goal_threshold: float = 1.0  # success: final distance to the goal below this
 
 
 class World(Protocol):
@@ -65,3 +70,16 @@ def strong_types(tree):
 
 def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, float, int, bool)) or hasattr(x, "dtype")
+
+
+def goal_positions(spec: WorldSpec, n_goals: int = 8):
+    """The fixed goal set of a world: ``n_goals`` points evenly on a ring (two points for 1-D)."""
+    import numpy as np
+
+    if spec.goal_radius <= 0:
+        return np.zeros((0, spec.position_size), np.float32)
+    if spec.position_size == 1:
+        return np.array([[-spec.goal_radius], [spec.goal_radius]], np.float32)
+    angles = 2 * np.pi * np.arange(n_goals) / n_goals
+    ring = spec.goal_radius * np.stack([np.cos(angles), np.sin(angles)], -1)
+    return np.pad(ring, ((0, 0), (0, spec.position_size - 2))).astype(np.float32)

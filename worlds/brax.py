@@ -21,7 +21,16 @@ BRAX_WORLDS = {
 
 
 class BraxWorld:
-    def __init__(self, name: str, backend: str = "mjx", episode_length: int = 200, coverage_cell: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        name: str,
+        backend: str = "mjx",
+        episode_length: int = 200,
+        coverage_cell: float = 1.0,
+        goal_radius: float = 5.0,
+        goal_threshold: float = 1.0,
+        **kwargs,
+    ):
         from brax import envs  # imported here: Brax is slow to import and only these worlds need it
 
         if name not in BRAX_WORLDS:
@@ -35,6 +44,9 @@ class BraxWorld:
             episode_length=int(episode_length),
             position_size=self._n_pos,
             coverage_cell=float(coverage_cell),
+            # Brax puts qpos first in the observation, so xy (x for HalfCheetah) lead it.
+            goal_radius=float(goal_radius),
+            goal_threshold=float(goal_threshold),
         )
 
     @property

@@ -31,6 +31,8 @@ class PointWorld:
     maze: str = "open"
     start_noise: float = 0.0
     coverage_cell: float = 1.0
+    goal_radius: float = 7.0
+    goal_threshold: float = 1.0
 
     def __post_init__(self):
         if self.maze not in MAZES:
@@ -51,6 +53,8 @@ class PointWorld:
             episode_length=self.episode_length,
             position_size=2,
             coverage_cell=self.coverage_cell,
+            goal_radius=self.goal_radius,
+            goal_threshold=self.goal_threshold,
         )
 
     @property

@@ -29,6 +29,10 @@ class Wrapper:
     def position(self, state):
         return self.world.position(state)
 
+    def object_position(self, state):
+        """Positions of movable objects, for worlds that have them (e.g. point_block's block)."""
+        return self.world.object_position(state)
+
     @property
     def unwrapped(self):
         return getattr(self.world, "unwrapped", self.world)
@@ -112,6 +116,9 @@ class Batched(Wrapper):
 
     def position(self, state):
         return jax.vmap(self.world.position)(state)
+
+    def object_position(self, state):
+        return jax.vmap(self.world.object_position)(state)
 
 
 def wrap_for_training(world, num_envs: int, episode_length: int | None = None):

@@ -1,0 +1,78 @@
+"""Evaluate a saved run without training: ``python -m experiments.evaluate run_dir=<dir> [checkpoint=N]``.
+
+Restores the newest checkpoint (or checkpoint N, an epoch number), runs the same evaluation as
+training does (coverage, object coverage, zero-shot goal reaching, each with its random-action
+baseline), appends one row per seed to ``<run_dir>/eval.jsonl`` and writes
+``<run_dir>/plots/skills_<step>.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from experiments.config import ConfigError, build, load, validate
+
+OPTIONS = ("run_dir", "checkpoint", "plots")
+
+
+def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    cfg = load(run_dir)
+    validate(cfg)
+    world, objective, learner, loop = build(cfg)
+    from experiments.checkpoint import Checkpoints
+
+    checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
+    if not checkpoints.steps():
+        raise ConfigError(f"no checkpoint to evaluate in {checkpoints.directory}")
+
+    import jax
+    import jax.numpy as jnp
+
+    from algos.loop import make_train
+    from experiments.evaluation import Evaluator, save_skill_figure
+    from experiments.logger import RunLogger
+    from experiments.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    trainer = make_train(loop, world, objective, learner)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
+    abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
+    epoch, state, _ = checkpoints.restore(abstract, warn=lambda msg, file=None: print(msg, file=sys.stderr), step=checkpoint)
+    metrics, positions, skills = Evaluator(trainer, loop.eval_episodes, cfg.seed)(state, epoch)
+    step = epoch * loop.steps_per_epoch
+    rows = [{"step": step, "seed": cfg.seed + s, "epoch": epoch, "checkpoint": epoch, **m} for s, m in enumerate(metrics)]
+    logger = RunLogger(run_dir, cfg.num_seeds, tensorboard=False)
+    logger.path = run_dir / "eval.jsonl"
+    logger.log(rows)
+    if plots:
+        save_skill_figure(run_dir, step, positions, skills, rows)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        pairs = dict(item.split("=", 1) for item in argv if "=" in item)
+        unknown = sorted(set(pairs) - set(OPTIONS)) + [item for item in argv if "=" not in item]
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; options: {', '.join(OPTIONS)}")
+        if "run_dir" not in pairs:
+            raise ConfigError("run_dir=<directory of a training run> is required")
+        checkpoint = pairs.get("checkpoint")
+        if checkpoint is not None and not checkpoint.isdigit():
+            raise ConfigError(f"checkpoint must be an epoch number, got {checkpoint!r}")
+        rows = evaluate(pairs["run_dir"], int(checkpoint) if checkpoint else None, pairs.get("plots", "true") != "false")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print({k: v for k, v in row.items() if k.startswith(("step", "seed", "eval/"))})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
