@@ -180,7 +180,7 @@ class Trainer:
         return self.run(self.init(key), n_epochs)
 
     # ---- evaluation -----------------------------------------------------------------------------
-    def _eval_episode(self, n: int, key, policy, random_actions: bool):
+    def _eval_episode(self, n: int, key, policy, random_actions):
         """One fixed-length episode in ``n`` worlds, no auto-reset. ``policy(obs, goal_obs, key)``.
 
         Returns a dict of trajectories [episode_length + 1, n, ...]: ``position`` and, for worlds
@@ -198,10 +198,10 @@ class Trainer:
             return out
 
         def step(world, key):
-            if random_actions:
-                action = jax.random.uniform(key, (n, action_size), minval=-1.0, maxval=1.0)
-            else:
-                action = policy(world.obs, key)
+            # ``random_actions`` may be traced, so that the policy and its random-action baseline
+            # share one compiled program (physics compiles are the slow part on CPU).
+            uniform = jax.random.uniform(key, (n, action_size), minval=-1.0, maxval=1.0)
+            action = jnp.where(random_actions, uniform, policy(world.obs, key))
             world = env.step(world, action)
             return world, observe(world)
 
@@ -212,7 +212,7 @@ class Trainer:
     def _act(self, learner_params, obs, skill, key):
         return self.learner.act(learner_params, jnp.concatenate([obs, skill], -1), key, deterministic=True)
 
-    def eval_positions(self, learner_params, key, n_episodes: int, random_actions: bool = False):
+    def eval_positions(self, learner_params, key, n_episodes: int, random_actions=False):
         """Deterministic rollouts of ``n_episodes`` random skills (or uniformly random actions).
 
         Returns (trajectories {'position': [T+1, n, P], maybe 'object'}, skills [n, skill_size])."""
@@ -222,7 +222,7 @@ class Trainer:
         trajectories, _ = self._eval_episode(n_episodes, k_episode, policy, random_actions)
         return trajectories, skills
 
-    def eval_goals(self, learner_params, objective_params, key, goals, random_actions: bool = False):
+    def eval_goals(self, learner_params, objective_params, key, goals, random_actions=False):
         """Zero-shot goal reaching: one deterministic episode per goal position (goals: [G, P]).
 
         At every step the skill is ``objective.goal_skill(params, obs, goal_obs)``, re-aimed as the

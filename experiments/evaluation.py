@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from worlds.base import goal_positions
@@ -39,26 +40,25 @@ class Evaluator:
         self.goals = goal_positions(spec)
         self.threshold = spec.goal_threshold
         self.has_goals = len(self.goals) > 0 and hasattr(trainer.objective, "goal_skill")
-        self._policy = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=(2, 3))
-        self._random = jax.jit(trainer.eval_positions, static_argnums=(2, 3))
-        self._goals = jax.jit(jax.vmap(trainer.eval_goals, in_axes=(0, 0, None, None, None)), static_argnums=4)
-        self._goals_random = jax.jit(trainer.eval_goals, static_argnums=4)
+        # Policy and random-action baseline share one compiled program each (the flag is traced).
+        self._rollouts = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=2)
+        self._goal_rollouts = jax.jit(jax.vmap(trainer.eval_goals, in_axes=(0, 0, None, None, None)))
 
     def __call__(self, state, epoch: int):
         """Metrics per seed (list of dicts) and the policy trajectories for pictures."""
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed), 1_000_000 + epoch)
-        trajectories, skills = self._policy(state.learner, key, self.episodes, False)
-        first_seed = jax.tree.map(lambda x: x[0], state.learner)
-        random_trajectories, _ = self._random(first_seed, key, self.episodes, True)
+        trajectories, skills = self._rollouts(state.learner, key, self.episodes, jnp.bool_(False))
+        random_trajectories, _ = self._rollouts(state.learner, key, self.episodes, jnp.bool_(True))
+        random_trajectories = jax.tree.map(lambda x: x[0], random_trajectories)  # the same for every seed
         baseline = {"eval/coverage_random": coverage(random_trajectories["position"], self.cell)}
         if "object" in random_trajectories:
             baseline["eval/object_coverage_random"] = coverage(random_trajectories["object"], self.cell)
         if self.has_goals:
-            first_objective = jax.tree.map(lambda x: x[0], state.objective)
-            reached = self._goals_random(first_seed, first_objective, key, self.goals, True)
+            goals = jnp.asarray(self.goals)
+            reached = self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(True))[0]
             success, distance = goal_metrics(reached[-1], self.goals, self.threshold)
             baseline.update({"eval/goal_success_random": success, "eval/goal_distance_random": distance})
-            goal_trajectories = np.asarray(self._goals(state.learner, state.objective, key, self.goals, False))
+            goal_trajectories = np.asarray(self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(False)))
         rows = []
         for s in range(np.asarray(skills).shape[0]):
             row = {"eval/coverage": coverage(trajectories["position"][s], self.cell)}
