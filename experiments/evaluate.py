@@ -16,7 +16,9 @@ from experiments.config import ConfigError, build, load, validate
 OPTIONS = ("run_dir", "checkpoint", "plots")
 
 
-def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
+def load_trainer(run_dir, checkpoint: int | None = None):
+    """``(trainer, state, epoch, cfg)`` of a saved run: its Trainer and a restored TrainState
+    (leading axis: seeds) — the newest checkpoint, or checkpoint ``checkpoint`` (an epoch)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} does not exist")
@@ -33,8 +35,6 @@ def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list
     import jax.numpy as jnp
 
     from algos.loop import make_train
-    from experiments.evaluation import Evaluator, save_skill_figure
-    from experiments.logger import RunLogger
     from experiments.runtime import enable_compilation_cache
 
     enable_compilation_cache()
@@ -42,8 +42,17 @@ def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
     abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
     epoch, state, _ = checkpoints.restore(abstract, warn=lambda msg, file=None: print(msg, file=sys.stderr), step=checkpoint)
-    metrics, positions, skills = Evaluator(trainer, loop.eval_episodes, cfg.seed)(state, epoch)
-    step = epoch * loop.steps_per_epoch
+    return trainer, state, epoch, cfg
+
+
+def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
+    from experiments.evaluation import Evaluator, save_skill_figure
+    from experiments.logger import RunLogger
+
+    trainer, state, epoch, cfg = load_trainer(run_dir, checkpoint)
+    run_dir = Path(run_dir)
+    metrics, positions, skills = Evaluator(trainer, trainer.config.eval_episodes, cfg.seed)(state, epoch)
+    step = epoch * trainer.config.steps_per_epoch
     rows = [{"step": step, "seed": cfg.seed + s, "epoch": epoch, "checkpoint": epoch, **m} for s, m in enumerate(metrics)]
     logger = RunLogger(run_dir, cfg.num_seeds, tensorboard=False)
     logger.path = run_dir / "eval.jsonl"

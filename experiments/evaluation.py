@@ -73,8 +73,6 @@ class Evaluator:
 
 def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) -> Path:
     """plots/skills_<step>.png: one panel per seed; also sent to TensorBoard if a logger is given."""
-    import matplotlib.pyplot as plt
-
     from experiments.plots import trajectories_figure
 
     titles = [f"seed {r['seed']}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
@@ -84,5 +82,4 @@ def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) 
     fig.savefig(path, dpi=80)
     if logger is not None:
         logger.figure("eval/skills", fig, step)
-    plt.close(fig)
     return path

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# Figures are built with the object API on an Agg canvas: no pyplot state, no global backend
+# switch, so the same code serves headless training runs and notebooks (``display(fig)``).
+
+
+def _figure(**kwargs) -> Figure:
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def skill_colours(skills: np.ndarray) -> np.ndarray:
@@ -14,10 +22,10 @@ def skill_colours(skills: np.ndarray) -> np.ndarray:
     skills = np.asarray(skills)
     if skills.shape[-1] >= 2 and not np.all(np.isin(skills, (0.0, 1.0))):
         hue = (np.arctan2(skills[:, 1], skills[:, 0]) + np.pi) / (2 * np.pi)
-        return plt.cm.hsv(hue)
+        return matplotlib.colormaps["hsv"](hue)
     if skills.shape[-1] == 1:
-        return plt.cm.coolwarm((skills[:, 0] + 1) / 2)
-    return plt.cm.tab20(np.argmax(skills, -1) % 20)
+        return matplotlib.colormaps["coolwarm"]((skills[:, 0] + 1) / 2)
+    return matplotlib.colormaps["tab20"](np.argmax(skills, -1) % 20)
 
 
 def trajectories_figure(positions: np.ndarray, skills: np.ndarray, titles: list[str]):
@@ -26,7 +34,8 @@ def trajectories_figure(positions: np.ndarray, skills: np.ndarray, titles: list[
     n = positions.shape[0]
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    fig = _figure(figsize=(4 * cols, 4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
@@ -45,3 +54,29 @@ def trajectories_figure(positions: np.ndarray, skills: np.ndarray, titles: list[
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def skill_animation(positions: np.ndarray, skills: np.ndarray, interval_ms: int = 40):
+    """An animation of skill rollouts in a 2-D world: positions [T, episodes, 2], skills [episodes, D].
+
+    Show it in a notebook with ``IPython.display.HTML(anim.to_jshtml())`` (no GPU, no renderer)."""
+    from matplotlib import animation
+
+    positions, colours = np.asarray(positions), skill_colours(skills)
+    fig = _figure(figsize=(4, 4))
+    ax = fig.subplots()
+    low, high = positions.min((0, 1)) - 0.5, positions.max((0, 1)) + 0.5
+    ax.set_xlim(low[0], high[0])
+    ax.set_ylim(low[1], high[1])
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    lines = [ax.plot([], [], color=c, lw=1)[0] for c in colours]
+    dots = ax.scatter(positions[0, :, 0], positions[0, :, 1], c=colours, s=12)
+
+    def draw(t):
+        for e, line in enumerate(lines):
+            line.set_data(positions[: t + 1, e, 0], positions[: t + 1, e, 1])
+        dots.set_offsets(positions[t, :, :2])
+        return [*lines, dots]
+
+    return animation.FuncAnimation(fig, draw, frames=positions.shape[0], interval=interval_ms, blit=True)
