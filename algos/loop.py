@@ -102,6 +102,25 @@ class Trainer:
             state = state.replace(buffer=self.replay.add(state.buffer, transitions))
         return state
 
+    # ---- hyperparameters as leaves -----------------------------------------------------------------
+    def sweepable(self) -> dict:
+        """Hyperparameters that live in the TrainState, so one program can vmap over them:
+        ``'learner.<name>'`` / ``'objective.<name>'`` -> ``set(state, value) -> state``."""
+        out = {}
+        for part in ("learner", "objective"):
+            for name, setter in getattr(getattr(self, part), "sweepable", dict)().items():
+                out[f"{part}.{name}"] = lambda state, v, part=part, setter=setter: state.replace(
+                    **{part: setter(getattr(state, part), v)}
+                )
+        return out
+
+    def set_hyperparameters(self, state: TrainState, values: dict) -> TrainState:
+        """``values``: {'learner.learning_rate': 3e-4, ...} (scalars, or traced under vmap)."""
+        setters = self.sweepable()
+        for name, value in values.items():
+            state = setters[name](state, value)
+        return state
+
     # ---- acting ---------------------------------------------------------------------------------
     def rollout(self, state: TrainState, length: int, random_actions: bool = False):
         """``length`` steps in every world; returns the new state and [length, num_envs, ...] transitions."""

@@ -10,3 +10,11 @@ def from_options(config_cls, options: dict, name: str):
     if unknown:
         raise ValueError(f"{name} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
     return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def with_learning_rate(opt_state, value):
+    """An ``optax.inject_hyperparams`` state with its learning rate replaced (a traced leaf)."""
+    import jax.numpy as jnp
+
+    rate = jnp.asarray(value, dtype=jnp.asarray(opt_state.hyperparams["learning_rate"]).dtype)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})

@@ -19,6 +19,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP, CriticEnsemble
+from algos.options import with_learning_rate
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -38,6 +39,10 @@ class SACConfig:
     n_critics: int = 2
 
 
+# Hyperparameters that live in the params as leaves, so that a sweep can vmap over them.
+TRACED = ("gamma", "tau", "reward_scale", "target_entropy_scale")
+
+
 @struct.dataclass
 class SACParams:
     actor: dict
@@ -47,6 +52,7 @@ class SACParams:
     actor_opt: optax.OptState
     critic_opt: optax.OptState
     alpha_opt: optax.OptState
+    hparams: dict  # the TRACED hyperparameters, as float32 scalars
 
 
 class SAC:
@@ -63,7 +69,6 @@ class SAC:
         self.head_weights = jnp.asarray(weights, jnp.float32)
         self.actor_net = MLP(tuple(config.hidden), 2 * action_size, config.layer_norm)
         self.critic_net = CriticEnsemble(tuple(config.hidden), n_rewards, config.n_critics, config.layer_norm)
-        self.target_entropy = -config.target_entropy_scale * action_size
         adam = optax.inject_hyperparams(optax.adam)
         self.actor_tx = adam(learning_rate=config.learning_rate)
         self.critic_tx = adam(learning_rate=config.learning_rate)
@@ -85,7 +90,24 @@ class SAC:
             actor_opt=self.actor_tx.init(actor),
             critic_opt=self.critic_tx.init(critic),
             alpha_opt=self.alpha_tx.init(log_alpha),
+            hparams={name: jnp.asarray(getattr(self.config, name), jnp.float32) for name in TRACED},
         )
+
+    def sweepable(self) -> dict:
+        """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""
+
+        def learning_rate(p, v):
+            alpha_opt = with_learning_rate(p.alpha_opt, v) if self.config.learn_alpha else p.alpha_opt
+            return p.replace(
+                actor_opt=with_learning_rate(p.actor_opt, v),
+                critic_opt=with_learning_rate(p.critic_opt, v),
+                alpha_opt=alpha_opt,
+            )
+
+        setters = {name: (lambda p, v, name=name: p.replace(hparams={**p.hparams, name: jnp.float32(v)})) for name in TRACED}
+        setters["learning_rate"] = learning_rate
+        setters["init_alpha"] = lambda p, v: p.replace(log_alpha=jnp.log(jnp.float32(v)))
+        return setters
 
     # ---- acting ------------------------------------------------------------------------------
     def _dist(self, actor_params, obs):
@@ -104,18 +126,18 @@ class SAC:
     # ---- learning ----------------------------------------------------------------------------
     def update(self, params: SACParams, batch: dict, rewards, key):
         """One gradient step on critics, actor and temperature. ``rewards``: [B, K]."""
-        cfg = self.config
+        hp = params.hparams
         k_next, k_now = jax.random.split(key)
         alpha = jnp.exp(params.log_alpha)
         entropy_share = 1.0 / jnp.sum(self.head_weights)
-        rewards = cfg.reward_scale * rewards.reshape(rewards.shape[0], self.n_rewards)
+        rewards = hp["reward_scale"] * rewards.reshape(rewards.shape[0], self.n_rewards)
 
         # Critic: each head regresses its own reward term's soft return.
         next_dist, _ = self._dist(params.actor, batch["next_obs"])
         next_action, next_logp = next_dist.sample_and_log_prob(seed=k_next)
         next_q = self.critic_net.apply(params.target_critic, batch["next_obs"], next_action).min(0)
         soft_next = next_q - entropy_share * alpha * next_logp[:, None]
-        target = rewards + cfg.gamma * (1.0 - batch["terminal"])[:, None] * soft_next
+        target = rewards + hp["gamma"] * (1.0 - batch["terminal"])[:, None] * soft_next
         target = jax.lax.stop_gradient(target)
 
         def critic_loss_fn(critic):
@@ -139,7 +161,8 @@ class SAC:
         actor = optax.apply_updates(params.actor, updates)
 
         # Temperature: push the policy entropy towards its target.
-        entropy_gap = jax.lax.stop_gradient(-logp - self.target_entropy)
+        target_entropy = -hp["target_entropy_scale"] * self.action_size
+        entropy_gap = jax.lax.stop_gradient(-logp - target_entropy)
 
         def alpha_loss_fn(log_alpha):
             return log_alpha * jnp.mean(entropy_gap)
@@ -148,8 +171,8 @@ class SAC:
         updates, alpha_opt = self.alpha_tx.update(grad, params.alpha_opt, params.log_alpha)
         log_alpha = optax.apply_updates(params.log_alpha, updates)
 
-        target_critic = optax.incremental_update(critic, params.target_critic, cfg.tau)
-        new = SACParams(actor, critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt)
+        target_critic = optax.incremental_update(critic, params.target_critic, hp["tau"])
+        new = SACParams(actor, critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt, params.hparams)
         metrics = {
             "loss/critic": critic_loss,
             "loss/actor": actor_loss,

@@ -1,6 +1,8 @@
 """Throughput benchmark: ``python -m experiments.bench [algo=...] [world=...] [out=file.json] [reps=N]``.
 
-Measures, in one process and after compilation (median over ``reps`` timed calls):
+Measures, in one process and after compilation (median over ``reps`` rounds; each round times
+every measurement once, interleaved with samples of the matmul peak, so all figures see the same
+load on a shared machine):
 
 - the worlds alone (random actions through the training wrapper stack, ``num_envs`` in parallel),
 - the rollout of the policy alone, the gradient updates alone and the whole training epoch, and
@@ -62,17 +64,7 @@ def _build(overrides: list[str]):
     return config.build(config.compose(list(overrides)))
 
 
-# ---- timing helpers ---------------------------------------------------------------------------------
-def _median_time(call, reps: int) -> float:
-    """Median wall time of ``call()`` (which must block until its results are ready)."""
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
+# ---- helpers ---------------------------------------------------------------------------------
 def _flops(compiled) -> float:
     """FLOPs from XLA cost analysis; it is a dict or a list of dicts depending on the jax version."""
     cost = compiled.cost_analysis()
@@ -101,36 +93,41 @@ def _cache_entries(path) -> int:
 
 
 # ---- measurements -----------------------------------------------------------------------------------
-class MatmulPeak:
-    """A large jitted f32 matmul, timed in samples interleaved with the learner measurements, so
-    the peak and the learner see the same machine (other processes come and go on a shared CPU)."""
-
-    def __init__(self, n: int | None = None):
-        import jax
-        import jax.numpy as jnp
-
-        self.n = n = n or MATMUL_SIZE
-        self._a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-        self._b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        self._f = jax.jit(jnp.matmul)
-        jax.block_until_ready(self._f(self._a, self._b))  # compile + warm-up
-        self.samples: list[float] = []
-
-    def sample(self, reps: int = 1) -> None:
-        import jax
-
-        for _ in range(reps):
-            start = time.perf_counter()
-            jax.block_until_ready(self._f(self._a, self._b))
-            self.samples.append(2 * self.n**3 / (time.perf_counter() - start) / 1e9)
-
-    @property
-    def gflops(self) -> float:
-        return statistics.median(self.samples)
+# Each probe is compiled and warmed up when built and returns a zero-argument ``call`` that runs one
+# timed unit and blocks until it is done. ``bench`` then times the probes in interleaved rounds, so
+# that every figure (and the matmul peak they are compared with) sees the same machine: on a shared
+# CPU other processes come and go, and back-to-back blocks of repetitions would each see a
+# different load.
 
 
-def env_only_steps_per_s(world, num_envs: int, length: int, reps: int) -> float:
-    """Random actions through ``wrap_for_training``, a jitted ``lax.scan`` of ``length`` steps."""
+def _timed(fn):
+    def call() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return call
+
+
+def matmul_probe(n: int):
+    """A large jitted f32 matmul: ``2 n^3`` FLOPs per call."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    call = _timed(lambda: jax.block_until_ready(f(a, b)))
+    call()  # compile + warm-up
+    return call
+
+
+def env_only_probe(world, num_envs: int, length: int, min_call_s: float = 0.05):
+    """Random actions through ``wrap_for_training``: a jitted ``lax.scan`` of ``length`` steps.
+
+    A cheap world runs such a scan in well under a millisecond, where dispatch would dominate, so
+    one timed call chains as many scans as take ``min_call_s`` (dispatched asynchronously, one
+    block at the end). Returns the call and the env steps it takes."""
     import jax
 
     from worlds.wrappers import wrap_for_training
@@ -143,22 +140,41 @@ def env_only_steps_per_s(world, num_envs: int, length: int, reps: int) -> float:
             action = jax.random.uniform(k, (num_envs, action_size), minval=-1.0, maxval=1.0)
             return env.step(state, action), None
 
-        state, _ = jax.lax.scan(step, state, jax.random.split(key, length))
-        return state
+        key, k_steps = jax.random.split(key)
+        state, _ = jax.lax.scan(step, state, jax.random.split(k_steps, length))
+        return state, key
 
-    run = jax.jit(rollout, donate_argnums=0)
-    box = {"state": _own_buffers(env.reset(jax.random.key(0))), "key": jax.random.key(1)}
+    run = jax.jit(rollout, donate_argnums=(0, 1))
+    box = {"carry": _own_buffers((env.reset(jax.random.key(0)), jax.random.key(1))), "chain": 1}
 
-    def call():
-        box["key"], k = jax.random.split(box["key"])
-        box["state"] = jax.block_until_ready(run(box["state"], k))
+    def fn():
+        for _ in range(box["chain"]):
+            box["carry"] = run(*box["carry"])
+        jax.block_until_ready(box["carry"])
 
+    fn()  # compile + warm-up
+    call = _timed(fn)
+    while call() < min_call_s and box["chain"] < 4096:
+        box["chain"] *= 2
+    return call, box["chain"] * num_envs * length
+
+
+def rollout_probe(trainer, state):
+    """The policy's rollout alone (``trainer.rollout`` jitted), from the same state every call."""
+    import jax
+
+    def rollout(state):
+        new, transitions = trainer.rollout(state, trainer.config.rollout_length)
+        return new.world, new.skill, transitions
+
+    run = jax.jit(rollout)
+    call = _timed(lambda: jax.block_until_ready(run(state)))
     call()  # compile + warm-up
-    return num_envs * length / _median_time(call, reps)
+    return call
 
 
-def learner_speed(trainer, state, reps: int, peak: MatmulPeak | None = None) -> dict:
-    """Updates alone (``trainer.updates`` jitted) and the FLOPs of one ``update_step``."""
+def updates_probe(trainer, state):
+    """``trainer.updates`` jitted alone, and the FLOPs of one ``update_step`` (XLA cost analysis)."""
     import jax
 
     def updates(state):
@@ -166,129 +182,157 @@ def learner_speed(trainer, state, reps: int, peak: MatmulPeak | None = None) -> 
         return new.learner, new.objective, metrics  # only what changes: no buffer in the outputs
 
     run = jax.jit(updates)
-    jax.block_until_ready(run(state))  # compile + warm-up
-
-    def call():
-        if peak is not None:
-            peak.sample(2)
-        start = time.perf_counter()
-        jax.block_until_ready(run(state))
-        return time.perf_counter() - start
-
-    updates_s = statistics.median(call() for _ in range(reps))
-
+    call = _timed(lambda: jax.block_until_ready(run(state)))
+    call()  # compile + warm-up
     k_sample, k_update = jax.random.split(jax.random.key(2))
     batch = trainer.replay.sample(state.buffer, k_sample)
     step = jax.jit(trainer.update_step).lower(state.learner, state.objective, batch, k_update).compile()
-    flops = _flops(step)
-    updates_per_s = trainer.config.updates_per_epoch / updates_s
-    return {"updates_s": updates_s, "updates_per_s": updates_per_s, "flops_per_update": flops,
-            "gflops": flops * updates_per_s / 1e9}  # fmt: skip
+    return call, _flops(step)
 
 
-def reference_learner(world, loop, reps: int, peak: MatmulPeak | None = None) -> dict:
-    """SAC + METRA with ``REFERENCE_HIDDEN`` MLPs at batch ``REFERENCE_BATCH`` on this world."""
+def epoch_probe(trainer, state, cache_dir=None):
+    """The whole epoch as training runs it: jitted, the state donated (the buffer updated in place).
+
+    Returns the call, the compile time (trace + lower + compile) and whether the executable came
+    from the persistent compilation cache (no new cache entry was written)."""
     import jax
 
-    from algos.loop import make_train
-    from algos.sac import SAC, SACConfig
-    from skills.metra import Metra, MetraConfig
-
-    objective = Metra(MetraConfig(hidden=REFERENCE_HIDDEN), world.spec.obs_size)
-    learner = SAC(SACConfig(hidden=REFERENCE_HIDDEN), world.spec.obs_size + objective.skill_size,
-                  world.spec.action_size, objective.n_rewards)  # fmt: skip
-    config = dataclasses.replace(
-        loop,
-        updates_per_epoch=REFERENCE_UPDATES,
-        batch_size=REFERENCE_BATCH,
-        buffer_size=max(loop.steps_per_epoch, REFERENCE_BATCH, 4 * REFERENCE_BATCH),
-        prefill_steps=REFERENCE_BATCH,
-    )
-    trainer = make_train(config, world, objective, learner)
-    state = jax.jit(trainer.init)(jax.random.key(3))
-    return learner_speed(trainer, state, reps, peak)
-
-
-def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dict:
-    import jax
-
-    from algos.loop import make_train
-
-    load_start = os.getloadavg()
-    trainer = make_train(loop, world, objective, learner)
-    peak = MatmulPeak()
-    peak.sample(4)
-    env_only = env_only_steps_per_s(world, loop.num_envs, loop.rollout_length, reps)
-
-    state = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
-
-    # Rollout of the policy alone.
-    def rollout(state):
-        new, transitions = trainer.rollout(state, loop.rollout_length)
-        return new.world, new.skill, transitions
-
-    run_rollout = jax.jit(rollout)
-    jax.block_until_ready(run_rollout(state))
-    rollout_s = _median_time(lambda: jax.block_until_ready(run_rollout(state)), reps)
-
-    # Updates alone.
-    own = learner_speed(trainer, state, reps, peak)
-
-    # The whole epoch, as training runs it: jitted, the state donated (the buffer is updated in place).
     cache_before = _cache_entries(cache_dir)
     start = time.perf_counter()
     epoch = jax.jit(trainer.epoch, donate_argnums=0).lower(state).compile()
     compile_s = time.perf_counter() - start
-    compile_cache_hit = cache_dir is not None and _cache_entries(cache_dir) == cache_before
+    cache_hit = cache_dir is not None and _cache_entries(cache_dir) == cache_before
     box = {"state": _own_buffers(state)}
 
-    def call():
-        box["state"], metrics = jax.block_until_ready(epoch(box["state"]))
+    def fn():
+        box["state"], _ = jax.block_until_ready(epoch(box["state"]))
 
-    call()  # warm-up
-    epoch_s = _median_time(call, reps)
-    del box
+    fn()  # warm-up
+    return _timed(fn), compile_s, cache_hit
 
-    ref = reference_learner(world, loop, reps, peak)
-    peak_gflops = peak.gflops
 
+def reference_trainer(world, loop):
+    """SAC + METRA with ``REFERENCE_HIDDEN`` MLPs at batch ``REFERENCE_BATCH`` on this world."""
+    import algos
+    import skills
+    from algos.loop import make_train
+
+    hidden = list(REFERENCE_HIDDEN)
+    objective = skills.make("metra", {"hidden": hidden}, world.spec.obs_size)
+    learner = algos.make_learner("sac", {"hidden": hidden}, world.spec.obs_size + objective.skill_size,
+                                 world.spec.action_size, objective.n_rewards)  # fmt: skip
+    config = dataclasses.replace(
+        loop,
+        updates_per_epoch=REFERENCE_UPDATES,
+        batch_size=REFERENCE_BATCH,
+        buffer_size=max(loop.steps_per_epoch, 4 * REFERENCE_BATCH),
+        prefill_steps=REFERENCE_BATCH,
+    )
+    return make_train(config, world, objective, learner)
+
+
+def _registry_name(part, registry: dict) -> str:
+    """The registry name of a built objective or learner (by its config class), e.g. ``metra``."""
+    config_cls = type(getattr(part, "config", None))
+    return next((name for name, (_, cls) in registry.items() if cls is config_cls), type(part).__name__.lower())
+
+
+def bench(world, objective, learner, loop, reps: int = 7, cache_dir=None) -> dict:
+    import jax
+
+    import algos
+    import skills
+    from algos.loop import make_train
+
+    load_start = os.getloadavg()
+    trainer = make_train(loop, world, objective, learner)
+    state = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
+    ref_trainer = reference_trainer(world, loop)
+    ref_state = jax.block_until_ready(jax.jit(ref_trainer.init)(jax.random.key(1)))
+
+    epoch, compile_s, compile_cache_hit = epoch_probe(trainer, state, cache_dir)
+    updates, flops = updates_probe(trainer, state)
+    ref_updates, ref_flops = updates_probe(ref_trainer, ref_state)
+    env_only, env_only_steps = env_only_probe(world, loop.num_envs, loop.rollout_length)
+    probes = {
+        "matmul": matmul_probe(MATMUL_SIZE),
+        "env_only": env_only,
+        "rollout": rollout_probe(trainer, state),
+        "updates": updates,
+        "epoch": epoch,
+        "ref_updates": ref_updates,
+    }
+    times = {name: [] for name in probes}
+    peak_after = {name: [] for name in probes}  # the matmul sample taken right after each call
+    for _ in range(reps):
+        for name, call in probes.items():
+            times[name].append(call())
+            if name != "matmul":
+                peak_after[name].append(probes["matmul"]())
+                times["matmul"].append(peak_after[name][-1])
+    t = {name: statistics.median(samples) for name, samples in times.items()}
+    mm_flops = 2 * MATMUL_SIZE**3
+
+    peak = mm_flops / t["matmul"] / 1e9
+    updates_per_s = loop.updates_per_epoch / t["updates"]
+    ref_updates_per_s = REFERENCE_UPDATES / t["ref_updates"]
+    learner_gflops = flops * updates_per_s / 1e9
+    ref_gflops = ref_flops * ref_updates_per_s / 1e9
     hidden = {name: list(getattr(getattr(part, "config", None), "hidden", ()) or ())
               for name, part in (("learner", learner), ("objective", objective))}  # fmt: skip
     device = jax.devices()[0]
     return {
-        "env_steps_per_s_env_only": env_only,
-        "env_steps_per_s_train": loop.steps_per_epoch / epoch_s,
-        "updates_per_s": own["updates_per_s"],
-        "learner_gflops": own["gflops"],
-        "matmul_peak_gflops": peak_gflops,
-        "learner_peak_fraction": own["gflops"] / peak_gflops,
-        "learner_2x1024_gflops": ref["gflops"],
-        "learner_2x1024_peak_fraction": ref["gflops"] / peak_gflops,
-        "learner_2x1024_updates_per_s": ref["updates_per_s"],
+        "env_steps_per_s_env_only": env_only_steps / t["env_only"],
+        "env_steps_per_s_train": loop.steps_per_epoch / t["epoch"],
+        "updates_per_s": updates_per_s,
+        "learner_gflops": learner_gflops,
+        "matmul_peak_gflops": peak,
+        "learner_peak_fraction": learner_gflops / peak,
+        "learner_2x1024_gflops": ref_gflops,
+        "learner_2x1024_peak_fraction": ref_gflops / peak,
+        "learner_2x1024_updates_per_s": ref_updates_per_s,
         "compile_s": compile_s,
         "compile_cache_hit": compile_cache_hit,
         "peak_rss_mb": _peak_rss_mb(),
-        "rollout_s": rollout_s,
-        "updates_s": own["updates_s"],
-        "epoch_s": epoch_s,
-        "loop_overhead": epoch_s / (rollout_s + own["updates_s"]),
-        "flops_per_update": own["flops_per_update"],
-        "learner_2x1024_flops_per_update": ref["flops_per_update"],
+        "rollout_s": t["rollout"],
+        "updates_s": t["updates"],
+        "epoch_s": t["epoch"],
+        "loop_overhead": t["epoch"] / (t["rollout"] + t["updates"]),
+        "flops_per_update": flops,
+        "learner_2x1024_flops_per_update": ref_flops,
+        # The ratios again, each from calls of the same round (adjacent in time, so under the same
+        # load), median over rounds: on a busy shared machine these are steadier than the ratios of
+        # the medians above, which can mix a quiet rollout with a contended epoch.
+        "paired": {
+            "loop_overhead": statistics.median(
+                e / (r + u) for e, r, u in zip(times["epoch"], times["rollout"], times["updates"])
+            ),
+            "learner_peak_fraction": statistics.median(
+                (flops * loop.updates_per_epoch / u) / (mm_flops / m)
+                for u, m in zip(times["updates"], peak_after["updates"])
+            ),
+            "learner_2x1024_peak_fraction": statistics.median(
+                (ref_flops * REFERENCE_UPDATES / u) / (mm_flops / m)
+                for u, m in zip(times["ref_updates"], peak_after["ref_updates"])
+            ),
+            "matmul_peak_gflops_best": mm_flops / min(times["matmul"]) / 1e9,
+        },
         "targets": TARGETS,
         "config": {
             "world": world.spec.name,
-            "algo": type(objective).__name__.lower(),
-            "learner": type(learner).__name__.lower(),
+            "algo": _registry_name(objective, skills.OBJECTIVES),
+            "learner": _registry_name(learner, algos.LEARNERS),
             "num_envs": loop.num_envs,
             "rollout_length": loop.rollout_length,
             "updates_per_epoch": loop.updates_per_epoch,
             "batch_size": loop.batch_size,
             "buffer_size": loop.buffer_size,
             "hidden": hidden,
-            "reference": {"hidden": list(REFERENCE_HIDDEN), "batch_size": REFERENCE_BATCH},
+            "reference": {"hidden": list(REFERENCE_HIDDEN), "batch_size": REFERENCE_BATCH,
+                          "updates_per_call": REFERENCE_UPDATES},  # fmt: skip
         },
         "reps": reps,
-        "matmul_size": peak.n,
+        "matmul_size": MATMUL_SIZE,
         "jax_version": jax.__version__,
         "device_kind": device.device_kind,
         "platform": device.platform,
@@ -296,14 +340,15 @@ def bench(world, objective, learner, loop, reps: int = 3, cache_dir=None) -> dic
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "compile_cache_dir": cache_dir,
-        "load_avg_1min": {"start": load_start[0], "end": os.getloadavg()[0]},  # >cpu_count: shared, noisy
+        # Above cpu_count, other processes share the CPU and the figures are noisy.
+        "load_avg_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
     }
 
 
 # ---- command line -----------------------------------------------------------------------------------
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
     """Split ``key=value`` arguments into the bench's own options and run-config overrides."""
-    options, overrides = {"out": None, "reps": 3}, []
+    options, overrides = {"out": None, "reps": 7}, []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or not key:
@@ -320,21 +365,15 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     return options, overrides
 
 
-def _enable_cache() -> str | None:
-    try:
-        from experiments.runtime import enable_compilation_cache
-    except ImportError:  # pragma: no cover - runtime.py is part of the package
-        return None
-    return enable_compilation_cache()
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
-    cache_dir = _enable_cache()
+    from experiments.runtime import enable_compilation_cache
+
+    cache_dir = enable_compilation_cache()
     try:
         options, overrides = parse(argv)
         world, objective, learner, loop = _build(overrides)
-    except Exception as e:  # bad keys/values from us or the config system: one line, exit 2
+    except (ValueError, TypeError, LookupError) as e:  # bad keys/values (ConfigError is a ValueError)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"bench: error: {first}", file=sys.stderr)
         raise SystemExit(2) from None

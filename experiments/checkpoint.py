@@ -56,13 +56,15 @@ class Checkpoints:
                 restored = self.manager.restore(
                     step,
                     args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(_stored_leaves(abstract_state)), meta=ocp.args.JsonRestore()
+                        state=ocp.args.StandardRestore(_stored_leaves(_on_this_process(abstract_state))),
+                        meta=ocp.args.JsonRestore(),
                     ),
                 )
                 state = _rebuild(restored["state"], abstract_state)
             except Exception as e:  # orbax raises many types for unreadable or mismatched files
                 errors.append(step)
-                warn(f"checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}); trying an older one", file=sys.stderr)
+                reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+                warn(f"checkpoint step {step} in {self.directory} is unreadable ({reason}); trying an older one", file=sys.stderr)
                 continue
             if errors:
                 moved = self._set_aside(errors)
@@ -78,6 +80,13 @@ class Checkpoints:
             shutil.move(str(self.directory / str(step)), str(aside / f"{step}-{int(time.time())}"))
         self.manager.reload()
         return aside
+
+
+def _on_this_process(abstract_state):
+    """Abstract leaves placed on this process's first device: a checkpoint written by a run
+    sharded over several devices restores anywhere; the caller re-shards as it needs."""
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state)
 
 
 def _stored_leaves(state) -> dict:

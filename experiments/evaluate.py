@@ -32,15 +32,14 @@ def load_trainer(run_dir, checkpoint: int | None = None):
         raise ConfigError(f"no checkpoint to evaluate in {checkpoints.directory}")
 
     import jax
-    import jax.numpy as jnp
 
     from algos.loop import make_train
+    from experiments import sweep
     from experiments.runtime import enable_compilation_cache
 
     enable_compilation_cache()
     trainer = make_train(loop, world, objective, learner)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
-    abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
+    abstract = jax.eval_shape(jax.vmap(trainer.init), sweep.keys(cfg, sweep.members(cfg)))
     epoch, state, _ = checkpoints.restore(abstract, warn=lambda msg, file=None: print(msg, file=sys.stderr), step=checkpoint)
     return trainer, state, epoch, cfg
 
@@ -53,8 +52,16 @@ def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list
     run_dir = Path(run_dir)
     metrics, positions, skills = Evaluator(trainer, trainer.config.eval_episodes, cfg.seed)(state, epoch)
     step = epoch * trainer.config.steps_per_epoch
-    rows = [{"step": step, "seed": cfg.seed + s, "epoch": epoch, "checkpoint": epoch, **m} for s, m in enumerate(metrics)]
-    logger = RunLogger(run_dir, cfg.num_seeds, tensorboard=False)
+    from experiments import sweep
+
+    members = sweep.members(cfg)
+    rows = []
+    for member, m in zip(members, metrics):
+        row = {"step": step, "seed": cfg.seed + member.seed_index, "epoch": epoch, "checkpoint": epoch, **m}
+        if member.settings:
+            row["member"] = member.name(cfg.seed)
+        rows.append(row)
+    logger = RunLogger(run_dir, len(members), tensorboard=False)
     logger.path = run_dir / "eval.jsonl"
     logger.log(rows)
     if plots:

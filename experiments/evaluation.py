@@ -75,7 +75,7 @@ def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) 
     """plots/skills_<step>.png: one panel per seed; also sent to TensorBoard if a logger is given."""
     from experiments.plots import trajectories_figure
 
-    titles = [f"seed {r['seed']}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
+    titles = [f"{r.get('member', 'seed ' + str(r['seed']))}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
     fig = trajectories_figure(positions, skills, titles)
     path = Path(run_dir) / "plots" / f"skills_{step:010d}.png"
     path.parent.mkdir(exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from experiments import sweep
 from experiments.config import ConfigError, build, compose, load, save, validate
 
 # What may change when a run is resumed: how long it goes on and how it reports, nothing that
@@ -61,9 +62,9 @@ def resolve_config(overrides: list[str]) -> DictConfig:
 
 
 def _first_nonfinite(metrics: dict, first_epoch: int):
-    """(loss name, epoch, seed, value) of the first non-finite loss in a chunk, else None."""
+    """(loss name, epoch, member index, value) of the first non-finite loss in a chunk, else None."""
     for name in sorted(k for k in metrics if k.startswith("loss/")):
-        values = np.asarray(metrics[name])  # [seeds, epochs]
+        values = np.asarray(metrics[name])  # [members, epochs]
         bad = ~np.isfinite(values)
         if bad.any():
             seed, epoch = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
@@ -86,7 +87,6 @@ def run(cfg: DictConfig) -> RunResult:
 
     # Everything above is cheap and checks the input; JAX work starts here.
     import jax
-    import jax.numpy as jnp
     from tqdm import tqdm
 
     from algos.loop import make_train
@@ -96,15 +96,18 @@ def run(cfg: DictConfig) -> RunResult:
 
     enable_compilation_cache()
     trainer = make_train(loop, world, objective, learner)
-    n_seeds = cfg.num_seeds
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(n_seeds))
+    sweep.validate(cfg, list(trainer.sweepable()))
+    members = sweep.members(cfg)
+    n_members = len(members)
+    sharding = sweep.member_sharding(n_members)
+    keys = sweep.keys(cfg, members)
     init = jax.jit(jax.vmap(trainer.init))
     run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
 
     log = tqdm.write
     log(
-        f"replay: {loop.buffer_size:,} transitions x {n_seeds} seed(s) = "
-        f"{trainer.replay.bytes * n_seeds / 2**20:,.1f} MiB; devices: {jax.devices()}"
+        f"replay: {loop.buffer_size:,} transitions x {n_members} member(s) = "
+        f"{trainer.replay.bytes * n_members / 2**20:,.1f} MiB; devices: {jax.devices()}"
     )
     checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,10 +118,12 @@ def run(cfg: DictConfig) -> RunResult:
         log(f"resumed {run_dir} at epoch {epoch} ({epoch * loop.steps_per_epoch:,} steps per seed)")
     else:
         save(cfg, run_dir)
-        state, epoch = init(keys), 0
+        state, epoch = sweep.apply(trainer, init(keys), members), 0
+    if sharding is not None:  # members split over devices; jit keeps the layout from here on
+        state = jax.device_put(state, sharding)
 
     total_epochs = cfg.total_steps // loop.steps_per_epoch
-    logger = RunLogger(run_dir, n_seeds, cfg.tensorboard)
+    logger = RunLogger(run_dir, n_members, cfg.tensorboard, [m.name(cfg.seed) for m in members])
     rows: list[dict] = []
 
     evaluator = Evaluator(trainer, loop.eval_episodes, cfg.seed)
@@ -128,7 +133,11 @@ def run(cfg: DictConfig) -> RunResult:
         metrics, positions, skills = evaluator(state, epoch)
         out = []
         for s, row in enumerate(metrics):
-            row = {"step": step, "seed": cfg.seed + s, "epoch": epoch, **row}
+            member = members[s]
+            row = {"step": step, "seed": cfg.seed + member.seed_index, "epoch": epoch, **row}
+            if member.settings:
+                row["member"] = member.name(cfg.seed)
+                row.update({f"sweep/{path}": value for path, value in member.settings.items()})
             row.update({k: float(np.asarray(v)[s, -1]) for k, v in train_metrics.items()})
             row["time/env_steps_per_s"] = steps_per_s
             out.append(row)
@@ -154,12 +163,12 @@ def run(cfg: DictConfig) -> RunResult:
             seconds = time.perf_counter() - start
             bad = _first_nonfinite(metrics, epoch)
             if bad:
-                name, at, seed, value = bad
+                name, at, index, value = bad
                 last = checkpoints.steps()
                 kept = f"last good checkpoint: epoch {last[-1]} in {checkpoints.directory}" if last else "no checkpoint was written yet"
-                raise TrainingDiverged(f"loss '{name}' became {value} at epoch {at} (seed {cfg.seed + seed}); stopped, {kept}")
+                raise TrainingDiverged(f"loss '{name}' became {value} at epoch {at} ({members[index].name(cfg.seed).replace('_', ' ', 1)}); stopped, {kept}")
             state, epoch = new_state, epoch + n
-            steps_per_s = n * loop.steps_per_epoch * n_seeds / seconds
+            steps_per_s = n * loop.steps_per_epoch * n_members / seconds
             rows = evaluate(state, epoch, metrics, steps_per_s)
             checkpoints.save(epoch, state, {"epoch": epoch, "env_steps_per_seed": epoch * loop.steps_per_epoch})
             bar.update(n * loop.steps_per_epoch)
@@ -168,7 +177,7 @@ def run(cfg: DictConfig) -> RunResult:
         bar.close()
         logger.close()
     if rows:
-        summary = ", ".join(f"seed {r['seed']}: {r['eval/coverage']}" for r in rows)
+        summary = ", ".join(f"{r.get('member', 'seed ' + str(r['seed']))}: {r['eval/coverage']}" for r in rows)
         log(f"done: {run_dir}  eval/coverage {summary} (random {rows[0]['eval/coverage_random']})")
     return RunResult(run_dir, state, rows)
 

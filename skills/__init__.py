@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from algos.options import from_options
 from skills.base import OneHotPrior, SkillObjective, UnitSpherePrior, make_prior
+from skills.cic import CIC, CICConfig
+from skills.dads import DADS, DADSConfig
+from skills.diayn import DIAYN, DIAYNConfig
 from skills.distance import CSDConfig, DistanceSkills, LSDConfig, MetraConfig
 
 # name -> (objective class, its config dataclass)
@@ -14,6 +17,9 @@ OBJECTIVES = {
     "metra": (DistanceSkills, MetraConfig),
     "lsd": (DistanceSkills, LSDConfig),
     "csd": (DistanceSkills, CSDConfig),
+    "dads": (DADS, DADSConfig),
+    "diayn": (DIAYN, DIAYNConfig),
+    "cic": (CIC, CICConfig),
 }
 
 

@@ -34,6 +34,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP
+from algos.options import with_learning_rate
 from skills.base import make_prior
 
 CONSTRAINTS = ("lipschitz", "temporal", "controllability")
@@ -75,6 +76,7 @@ class DistanceParams:
     phi_opt: optax.OptState
     log_lambda: jax.Array  # unused (and constant) under the Lipschitz constraint
     lambda_opt: optax.OptState
+    slack: jax.Array  # traced, so that a sweep can vary it
     model: dict | None = None  # CSD's transition model
     model_opt: optax.OptState | None = None
 
@@ -141,7 +143,8 @@ class DistanceSkills:
         obs = jnp.zeros((1, self.obs_size))
         phi = self.phi_net.init(k_phi, obs)
         log_lambda = jnp.log(jnp.asarray(self.config.init_lambda, jnp.float32))
-        params = DistanceParams(phi, self.phi_tx.init(phi), log_lambda, self.lambda_tx.init(log_lambda))
+        slack = jnp.asarray(self.config.slack, jnp.float32)
+        params = DistanceParams(phi, self.phi_tx.init(phi), log_lambda, self.lambda_tx.init(log_lambda), slack)
         if self.uses_model:
             model = self.model_net.init(k_model, obs)
             params = params.replace(model=model, model_opt=self.phi_tx.init(model))
@@ -149,6 +152,20 @@ class DistanceSkills:
 
     def sample(self, key, n: int):
         return self.prior.sample(key, n)
+
+    def sweepable(self) -> dict:
+        """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""
+
+        def learning_rate(p, v):
+            model_opt = with_learning_rate(p.model_opt, v) if self.uses_model else p.model_opt
+            return p.replace(phi_opt=with_learning_rate(p.phi_opt, v), model_opt=model_opt)
+
+        setters = {"learning_rate": learning_rate}
+        if self.config.constraint != "lipschitz":
+            setters["dual_learning_rate"] = lambda p, v: p.replace(lambda_opt=with_learning_rate(p.lambda_opt, v))
+            setters["init_lambda"] = lambda p, v: p.replace(log_lambda=jnp.log(jnp.float32(v)))
+            setters["slack"] = lambda p, v: p.replace(slack=jnp.float32(v))
+        return setters
 
     def embed(self, params: DistanceParams, obs):
         """phi(s): used by the reward and by zero-shot goal reaching."""
@@ -197,7 +214,7 @@ class DistanceSkills:
             r = skill_reward(dphi, batch["skill"], self.prior.discrete)
             if lipschitz:
                 return -jnp.mean(r), (jnp.zeros_like(r), r, dphi)
-            penalty, phi_loss, _ = dual_losses(r, dphi, params.log_lambda, distance, cfg.slack)
+            penalty, phi_loss, _ = dual_losses(r, dphi, params.log_lambda, distance, params.slack)
             return phi_loss, (penalty, r, dphi)
 
         (phi_loss, (penalty, r, dphi)), grads = jax.value_and_grad(phi_loss_fn, has_aux=True)(params.phi)
@@ -214,7 +231,7 @@ class DistanceSkills:
             return params, metrics
 
         def lambda_loss_fn(log_lambda):
-            return dual_losses(r, dphi, log_lambda, distance, cfg.slack)[2]
+            return dual_losses(r, dphi, log_lambda, distance, params.slack)[2]
 
         lambda_loss, grad = jax.value_and_grad(lambda_loss_fn)(params.log_lambda)
         updates, lambda_opt = self.lambda_tx.update(grad, params.lambda_opt, params.log_lambda)

@@ -224,8 +224,9 @@ def test_alpha_moves_against_entropy_gap(scale):
     """Target entropy -scale * action_size: scale -5 is unreachable (entropy below target, alpha
     must rise), scale 5 is trivially exceeded (alpha must fall); scale 0.5 checks the sign rule."""
     sac, old, new, metrics = _one_update(SACConfig(hidden=HIDDEN, learn_alpha=True, target_entropy_scale=scale))
-    assert sac.target_entropy == -scale * 3
-    gap = float(metrics["sac/entropy"]) - sac.target_entropy
+    target_entropy = -float(old.hparams["target_entropy_scale"]) * 3
+    assert target_entropy == -scale * 3
+    gap = float(metrics["sac/entropy"]) - target_entropy
     assert abs(gap) > 1e-3
     moved = float(new.log_alpha) - float(old.log_alpha)
     assert np.sign(moved) == -np.sign(gap)

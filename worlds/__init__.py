@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from worlds.base import State, World, WorldSpec
+from worlds.dmc import DMC_WORLDS  # the table only: Playground and dm_control load when a world is built
 from worlds.point import PointWorld
 from worlds.point_block import PointBlockWorld
 
@@ -18,11 +19,22 @@ def _brax(name: str) -> Callable:
     return build
 
 
+def _dmc(name: str) -> Callable:
+    def build(**overrides):
+        from worlds.dmc import DMCWorld  # Playground / dm_control load only when built
+
+        return DMCWorld(name, **overrides)
+
+    return build
+
+
 REGISTRY: dict[str, Callable] = {
     "point": PointWorld,
     "point_block": PointBlockWorld,
     "brax/ant": _brax("ant"),
     "brax/halfcheetah": _brax("halfcheetah"),
+    "brax/humanoid": _brax("humanoid"),
+    **{f"dmc/{name}": _dmc(name) for name in DMC_WORLDS},
 }
 
 

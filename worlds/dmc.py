@@ -90,6 +90,45 @@ def default_impl() -> str | None:
     return "jax" if jax.default_backend() == "cpu" else None
 
 
+def load_playground(env_name: str, config_overrides: dict | None = None):
+    """``mujoco_playground.dm_control_suite.load``, with a fix for Playground 0.2.0's reacher.
+
+    Playground 0.2.0 builds the reacher through ``MjSpec.find_body`` whenever the string
+    ``mujoco.__version__ >= "3.3.0"`` is false, which it is for "3.17.0" (a string comparison),
+    and MuJoCo 3.17 has no ``find_body``. The reacher is built here the same way with
+    ``MjSpec.body``.
+    """
+    from mujoco_playground import dm_control_suite  # slow import: only when a world is built
+
+    if env_name in ("ReacherEasy", "ReacherHard"):
+        return _reacher(env_name, config_overrides)
+    return dm_control_suite.load(env_name, config_overrides=config_overrides or None)
+
+
+def _reacher(env_name: str, config_overrides: dict | None):
+    import mujoco
+    from mujoco import mjx
+    from mujoco_playground._src import mjx_env
+    from mujoco_playground._src.dm_control_suite import common, reacher
+
+    target_size = reacher.BIG_TARGET if env_name == "ReacherEasy" else reacher.SMALL_TARGET
+
+    class Reacher(reacher.Reacher):
+        def __init__(self):
+            mjx_env.MjxEnv.__init__(self, reacher.default_config(), config_overrides or None)
+            self._target_size = target_size
+            self._xml_path = reacher._XML_PATH.as_posix()
+            self._model_assets = common.get_assets()
+            spec = mujoco.MjSpec.from_string(reacher._XML_PATH.read_text(), self._model_assets)
+            spec.body("target").first_geom().size[0] = target_size
+            self._mj_model = spec.compile()
+            self._mj_model.opt.timestep = self.sim_dt
+            self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+            self._post_init()
+
+    return Reacher()
+
+
 class DMCWorld:
     """A DM Control Suite task on MJX, through the World protocol.
 
@@ -110,13 +149,11 @@ class DMCWorld:
         self.name = name
         self.entry = entry = DMC_WORLDS[name]
         if entry.source == "playground":
-            from mujoco_playground import dm_control_suite  # slow import: only when built
-
             impl = impl or default_impl()
             overrides = dict(config_overrides or {})
             if impl is not None:
                 overrides["impl"] = impl
-            self.env = dm_control_suite.load(entry.env, config_overrides=overrides or None)
+            self.env = load_playground(entry.env, overrides)
             self.mj_model = self.env.mj_model
             action_size = int(self.env.action_size)
         else:
