@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from algos.options import from_options
-from skills.base import OneHotPrior, SkillObjective, UnitSpherePrior, make_prior
+from skills.base import OneHotPrior, SkillObjective, UniformBoxPrior, UnitSpherePrior, make_prior
 from skills.cic import CIC, CICConfig
 from skills.dads import DADS, DADSConfig
 from skills.diayn import DIAYN, DIAYNConfig

@@ -61,6 +61,23 @@ class UnitSpherePrior:
         return self.dim
 
 
+@dataclasses.dataclass(frozen=True)
+class UniformBoxPrior:
+    """Continuous skills uniform in the box [low, high]^dim (DADS: [-1, 1]^D; CIC: [0, 1]^D)."""
+
+    dim: int
+    low: float = -1.0
+    high: float = 1.0
+    discrete = False
+
+    def sample(self, key, batch: int) -> Array:
+        return jax.random.uniform(key, (batch, self.dim), minval=self.low, maxval=self.high)
+
+    @property
+    def size(self) -> int:
+        return self.dim
+
+
 def make_prior(skill_type: str, skill_dim: int):
     if skill_dim < 1 or (skill_type == "discrete" and skill_dim < 2):
         raise ValueError(f"skill_dim={skill_dim} is too small for {skill_type} skills")

@@ -38,6 +38,7 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.options import with_learning_rate
+from skills.base import UniformBoxPrior
 
 REWARD_FORMS = ("paper", "code")
 CPC_FORMS = ("paper", "code")
@@ -55,21 +56,6 @@ class CICConfig:
     project_skill: bool = True  # False: q = normalize(z)
     reward_form: str = "paper"
     cpc_form: str = "paper"
-
-
-@dataclasses.dataclass(frozen=True)
-class UniformPrior:
-    """Continuous skills uniform on [0, 1]^dim."""
-
-    dim: int
-    discrete = False
-
-    def sample(self, key, batch: int):
-        return jax.random.uniform(key, (batch, self.dim))
-
-    @property
-    def size(self) -> int:
-        return self.dim
 
 
 @struct.dataclass
@@ -143,7 +129,7 @@ class CIC:
             raise ValueError("CIC needs skill_dim >= 1, temperature > 0 and knn_k >= 1")
         self.config = config
         self.obs_size = obs_size
-        self.prior = UniformPrior(config.skill_dim)
+        self.prior = UniformBoxPrior(config.skill_dim, 0.0, 1.0)
         self.skill_size = config.skill_dim
         self.n_rewards = 2 if config.reward_form == "paper" else 1
         net = lambda: MLP(tuple(config.hidden), config.skill_dim, config.layer_norm)  # noqa: E731

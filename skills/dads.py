@@ -47,27 +47,11 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.options import with_learning_rate
+from skills.base import UniformBoxPrior
 
 REWARD_FORMS = ("paper", "code")
 NORM_EPS = 1e-3  # added to the running variance, as the reference's batch norm does
 STD_MIN, STD_MAX = 0.3, 10.0  # learnt std clip of the reference code (normalised units)
-
-
-@dataclasses.dataclass(frozen=True)
-class UniformBoxPrior:
-    """Continuous skills uniform in the box [low, high]^dim (DADS: [-1, 1]^D)."""
-
-    dim: int
-    low: float = -1.0
-    high: float = 1.0
-    discrete = False
-
-    def sample(self, key, batch: int) -> jax.Array:
-        return jax.random.uniform(key, (batch, self.dim), minval=self.low, maxval=self.high)
-
-    @property
-    def size(self) -> int:
-        return self.dim
 
 
 @dataclasses.dataclass(frozen=True)

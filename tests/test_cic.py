@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import skills
-from skills.cic import CIC, CICConfig, RunningStats, UniformPrior, cpc_loss, cpc_reward, knn_distances, knn_reward
+from skills.base import UniformBoxPrior
+from skills.cic import CIC, CICConfig, RunningStats, cpc_loss, cpc_reward, knn_distances, knn_reward
 from tests.test_train import TINY
 
 OBS = 4
@@ -196,7 +197,7 @@ def test_registry_prior_and_bad_options():
     for bad in [{"reward_form": "nope"}, {"cpc_form": "nope"}, {"temperature": 0.0}, {"skill_dim": 0}]:
         with pytest.raises(ValueError):
             skills.make("cic", bad, 3)
-    z = np.asarray(UniformPrior(5).sample(jax.random.PRNGKey(0), 4000))
+    z = np.asarray(UniformBoxPrior(5, 0.0, 1.0).sample(jax.random.PRNGKey(0), 4000))
     assert z.shape == (4000, 5) and z.min() >= 0.0 and z.max() < 1.0
     np.testing.assert_allclose(z.mean(0), 0.5, atol=0.02)
 

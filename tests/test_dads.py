@@ -12,7 +12,8 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from skills.dads import DADS, DADSConfig, Moments, UniformBoxPrior, dads_reward, mixture
+from skills.base import UniformBoxPrior
+from skills.dads import DADS, DADSConfig, Moments, dads_reward, mixture
 
 OBS = 2
 HIDDEN = (32, 32)
