@@ -141,6 +141,7 @@ class Trainer:
                 "action": action,
                 "next_obs": nxt.info["final_obs"],
                 "skill": skill,
+                "reward": nxt.reward,  # the world's own (task) reward, for finetuning
                 # Bootstrap through time limits: only a real termination zeroes the future.
                 "terminal": nxt.done * (1.0 - nxt.info["truncation"]),
             }
@@ -268,6 +269,7 @@ def make_train(config: LoopConfig, world, objective, learner) -> Trainer:
         "action": jnp.zeros((spec.action_size,), jnp.float32),
         "next_obs": jnp.zeros((spec.obs_size,), jnp.float32),
         "skill": jnp.zeros((objective.skill_size,), jnp.float32),
+        "reward": jnp.zeros((), jnp.float32),
         "terminal": jnp.zeros((), jnp.float32),
     }
     replay = Replay(config.buffer_size, config.batch_size, example)

@@ -102,7 +102,8 @@ def run(cfg: DictConfig) -> RunResult:
     sharding = sweep.member_sharding(n_members)
     keys = sweep.keys(cfg, members)
     init = jax.jit(jax.vmap(trainer.init))
-    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
+    # The state is donated: the replay buffer is updated in place instead of copied every chunk.
+    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1, donate_argnums=0)
 
     log = tqdm.write
     log(

@@ -314,3 +314,15 @@ def test_brax_world_smoke(name, position_size):
         if jnp.issubdtype(leaf.dtype, jnp.floating):
             assert np.all(np.isfinite(np.asarray(leaf)))
     assert np.any(np.abs(np.asarray(pos[-1] - start)) > 1e-6)  # the body moved
+
+
+def test_point_task_reward_is_negative_scaled_distance_to_the_corner():
+    world = worlds.make("point", task="reach_top_right")
+    state = world.step(world.reset(jax.random.PRNGKey(0)), jnp.array([1.0, 0.5]))
+    pos = np.asarray(state.obs)
+    np.testing.assert_allclose(pos, [0.2, 0.1], atol=1e-6)
+    want = -np.linalg.norm(pos - np.array([7.0, 7.0])) / 10.0
+    np.testing.assert_allclose(float(state.reward), want, rtol=1e-6)
+    assert float(worlds.make("point").step(state, jnp.ones(2)).reward) == 0.0  # reward-free by default
+    with pytest.raises(ValueError, match="unknown task"):
+        worlds.make("point", task="fly")

@@ -23,6 +23,17 @@ MAZES = {
 }
 
 
+# Downstream tasks (URLB-style finetuning): reach a corner. The reward is dense, the negative
+# distance to the target in arena units, so an episode's return is comparable across tasks.
+TASKS = {
+    "none": None,
+    "reach_top_right": (7.0, 7.0),
+    "reach_top_left": (-7.0, 7.0),
+    "reach_bottom_left": (-7.0, -7.0),
+    "reach_bottom_right": (7.0, -7.0),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class PointWorld:
     arena_size: float = 10.0
@@ -33,8 +44,11 @@ class PointWorld:
     coverage_cell: float = 1.0
     goal_radius: float = 7.0
     goal_threshold: float = 1.0
+    task: str = "none"
 
     def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; known: {sorted(TASKS)}")
         if self.maze not in MAZES:
             raise ValueError(f"unknown maze {self.maze!r}; known: {sorted(MAZES)}")
         if self.arena_size <= 0 or self.max_speed <= 0 or self.episode_length <= 0:
@@ -86,7 +100,13 @@ class PointWorld:
             jnp.where(self._free(only_x), only_x, jnp.where(self._free(only_y), only_y, pos)),
         )
         new = jnp.clip(new, -self.arena_size, self.arena_size)
-        return state.replace(obs=new, physics=new, reward=jnp.zeros_like(state.reward))
+        return state.replace(obs=new, physics=new, reward=self.task_reward(new))
+
+    def task_reward(self, pos: jax.Array) -> jax.Array:
+        target = TASKS[self.task]
+        if target is None:
+            return jnp.zeros((), jnp.float32)
+        return -jnp.linalg.norm(pos - jnp.asarray(target, jnp.float32)) / self.arena_size
 
     def _free(self, p: jax.Array) -> jax.Array:
         w = self.walls
