@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from algos.buffer import Replay
+from algos.trajectory_buffer import TrajectoryReplay
 from worlds.base import State
 from worlds.wrappers import wrap_for_eval, wrap_for_training
 
@@ -142,6 +143,7 @@ class Trainer:
                 "next_obs": nxt.info["final_obs"],
                 "skill": skill,
                 "reward": nxt.reward,  # the world's own (task) reward, for finetuning
+                "done": nxt.done,  # episode ends (termination or time limit), for trajectory replay
                 # Bootstrap through time limits: only a real termination zeroes the future.
                 "terminal": nxt.done * (1.0 - nxt.info["truncation"]),
             }
@@ -157,6 +159,8 @@ class Trainer:
     def update_step(self, learner_params, objective_params, batch, key):
         """One gradient step: objective first, then the learner on freshly recomputed rewards."""
         k_objective, k_learner = jax.random.split(key)
+        if hasattr(self.objective, "relabel"):  # goal relabelling (contrastive RL): skill <- future goal
+            batch = self.objective.relabel(objective_params, batch, k_objective)
         objective_params, objective_metrics = self.objective.update(objective_params, batch, k_objective)
         rewards = self.objective.reward(objective_params, batch)
         learner_batch = {
@@ -212,7 +216,7 @@ class Trainer:
         action_size = self.world.spec.action_size
 
         def observe(world):
-            out = {"position": env.position(world)}
+            out = {"position": env.position(world), "reward": world.reward}
             if has_objects:
                 out["object"] = env.object_position(world)
             return out
@@ -241,6 +245,12 @@ class Trainer:
         policy = lambda obs, key: self._act(learner_params, obs, skills, key)  # noqa: E731
         trajectories, _ = self._eval_episode(n_episodes, k_episode, policy, random_actions)
         return trajectories, skills
+
+    def eval_returns(self, learner_params, key, skills, random_actions=False):
+        """Undiscounted task return of one deterministic episode per skill ([n, skill_size] -> [n])."""
+        policy = lambda obs, key: self._act(learner_params, obs, skills, key)  # noqa: E731
+        trajectories, _ = self._eval_episode(skills.shape[0], key, policy, random_actions)
+        return jnp.sum(trajectories["reward"][1:], 0)
 
     def eval_goals(self, learner_params, objective_params, key, goals, random_actions=False):
         """Zero-shot goal reaching: one deterministic episode per goal position (goals: [G, P]).
@@ -271,6 +281,12 @@ def make_train(config: LoopConfig, world, objective, learner) -> Trainer:
         "skill": jnp.zeros((objective.skill_size,), jnp.float32),
         "reward": jnp.zeros((), jnp.float32),
         "terminal": jnp.zeros((), jnp.float32),
+        "done": jnp.zeros((), jnp.float32),
     }
-    replay = Replay(config.buffer_size, config.batch_size, example)
+    if getattr(objective, "relabel_discount", None) is not None:  # keep whole trajectories
+        replay = TrajectoryReplay(
+            config.buffer_size, config.batch_size, example, config.num_envs, spec.episode_length, objective.relabel_discount
+        )
+    else:
+        replay = Replay(config.buffer_size, config.batch_size, example)
     return Trainer(config, world, objective, learner, replay)

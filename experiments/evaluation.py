@@ -24,6 +24,11 @@ def coverage(positions, cell: float) -> int:
     return int(len(np.unique(np.floor(flat / cell), axis=0)))
 
 
+def episode_return(rewards) -> float:
+    """Mean undiscounted return over episodes of rewards [T+1, episodes] (row 0 is the reset)."""
+    return float(np.mean(np.sum(np.asarray(rewards)[1:], 0)))
+
+
 def goal_metrics(final_positions, goals, threshold: float) -> tuple[float, float]:
     """(success rate, mean final distance) of final positions [G, P] against goals [G, P]."""
     distance = np.linalg.norm(np.asarray(final_positions) - np.asarray(goals), axis=-1)
@@ -37,7 +42,8 @@ class Evaluator:
         self.trainer, self.episodes, self.seed = trainer, eval_episodes, seed
         spec = trainer.world.spec
         self.cell = spec.coverage_cell
-        self.goals = goal_positions(spec)
+        own = getattr(trainer.objective, "eval_goals", None)  # e.g. SGCRL's single goal g*
+        self.goals = goal_positions(spec) if own is None else np.asarray(own, np.float32).reshape(-1, spec.position_size)
         self.threshold = spec.goal_threshold
         self.has_goals = len(self.goals) > 0 and hasattr(trainer.objective, "goal_skill")
         # Policy and random-action baseline share one compiled program each (the flag is traced).
@@ -50,7 +56,10 @@ class Evaluator:
         trajectories, skills = self._rollouts(state.learner, key, self.episodes, jnp.bool_(False))
         random_trajectories, _ = self._rollouts(state.learner, key, self.episodes, jnp.bool_(True))
         random_trajectories = jax.tree.map(lambda x: x[0], random_trajectories)  # the same for every seed
-        baseline = {"eval/coverage_random": coverage(random_trajectories["position"], self.cell)}
+        baseline = {
+            "eval/coverage_random": coverage(random_trajectories["position"], self.cell),
+            "eval/return_random": episode_return(random_trajectories["reward"]),
+        }
         if "object" in random_trajectories:
             baseline["eval/object_coverage_random"] = coverage(random_trajectories["object"], self.cell)
         if self.has_goals:
@@ -61,7 +70,10 @@ class Evaluator:
             goal_trajectories = np.asarray(self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(False)))
         rows = []
         for s in range(np.asarray(skills).shape[0]):
-            row = {"eval/coverage": coverage(trajectories["position"][s], self.cell)}
+            row = {
+                "eval/coverage": coverage(trajectories["position"][s], self.cell),
+                "eval/return": episode_return(trajectories["reward"][s]),  # the world's task reward
+            }
             if "object" in trajectories:
                 row["eval/object_coverage"] = coverage(trajectories["object"][s], self.cell)
             if self.has_goals:

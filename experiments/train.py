@@ -72,8 +72,11 @@ def _first_nonfinite(metrics: dict, first_epoch: int):
     return None
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Train (or resume) the run described by ``cfg``; see the module docstring."""
+def run(cfg: DictConfig, initial_state=None) -> RunResult:
+    """Train (or resume) the run described by ``cfg``; see the module docstring.
+
+    ``initial_state`` (a member-batched TrainState) replaces the fresh init of a new run; the
+    finetuning CLI passes one that holds pretrained weights."""
     validate(cfg)
     world, objective, learner, loop = build(cfg)
     run_dir = Path(cfg.run_dir)
@@ -119,7 +122,8 @@ def run(cfg: DictConfig) -> RunResult:
         log(f"resumed {run_dir} at epoch {epoch} ({epoch * loop.steps_per_epoch:,} steps per seed)")
     else:
         save(cfg, run_dir)
-        state, epoch = sweep.apply(trainer, init(keys), members), 0
+        state = init(keys) if initial_state is None else initial_state
+        state, epoch = sweep.apply(trainer, state, members), 0
     if sharding is not None:  # members split over devices; jit keeps the layout from here on
         state = jax.device_put(state, sharding)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from algos.options import from_options
 from skills.base import OneHotPrior, SkillObjective, UniformBoxPrior, UnitSpherePrior, make_prior
 from skills.cic import CIC, CICConfig
+from skills.contrastive import GoalConfig, GoalSkills, SingleGoalConfig
 from skills.dads import DADS, DADSConfig
 from skills.diayn import DIAYN, DIAYNConfig
+from skills.task import TaskConfig, TaskReward
 from skills.distance import CSDConfig, DistanceSkills, LSDConfig, MetraConfig
 
 # name -> (objective class, its config dataclass)
@@ -17,9 +19,12 @@ OBJECTIVES = {
     "metra": (DistanceSkills, MetraConfig),
     "lsd": (DistanceSkills, LSDConfig),
     "csd": (DistanceSkills, CSDConfig),
+    "task": (TaskReward, TaskConfig),  # finetuning on the world's reward (experiments.finetune)
     "dads": (DADS, DADSConfig),
     "diayn": (DIAYN, DIAYNConfig),
     "cic": (CIC, CICConfig),
+    "crl": (GoalSkills, GoalConfig),  # goals as skills (CRL)
+    "sgcrl": (GoalSkills, SingleGoalConfig),  # one fixed goal g* for every rollout (SGCRL)
 }
 
 
