@@ -68,3 +68,43 @@ def plot_curves(runs: pd.DataFrame, metric: str, ax=None, by=("algo", "world")):
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
     return ax
+
+
+# URLB expert scores (rll-research/url_benchmark#1): normalised score = return / expert.
+URLB_EXPERT = {
+    "walker_stand": 984, "walker_walk": 971, "walker_run": 796, "walker_flip": 799,
+    "quadruped_walk": 866, "quadruped_run": 888, "quadruped_stand": 920, "quadruped_jump": 888,
+    "jaco_reach_top_left": 191, "jaco_reach_top_right": 223, "jaco_reach_bottom_left": 193,
+    "jaco_reach_bottom_right": 203,
+}  # fmt: skip
+
+
+def urlb_normalized(runs: pd.DataFrame, metric: str = "eval/return") -> pd.DataFrame:
+    """Each run's last ``metric`` divided by URLB's expert score for its task (``dmc/<task>`` worlds)."""
+    last = runs[runs["step"] == runs.groupby("run")["step"].transform("max")].copy()
+    last["task"] = last["world"].str.replace("dmc/", "", regex=False)
+    unknown = sorted(set(last["task"]) - set(URLB_EXPERT))
+    if unknown:
+        raise ValueError(f"no URLB expert score for {', '.join(unknown)}; known: {', '.join(sorted(URLB_EXPERT))}")
+    last["normalized"] = last[metric] / last["task"].map(URLB_EXPERT)
+    return last
+
+
+def aggregate(scores: dict, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """IQM and mean with stratified-bootstrap 95% CIs (rliable), per algorithm.
+
+    ``scores``: {algo: array [runs, tasks]} of normalised scores."""
+    from rliable import library as rly
+    from rliable import metrics as rm
+
+    def stats(x):
+        return np.array([rm.aggregate_iqm(x), rm.aggregate_mean(x)])
+
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+    points, intervals = rly.get_interval_estimates(scores, stats, reps=reps)
+    rows = []
+    for algo, value in points.items():
+        low, high = intervals[algo]
+        rows.append({"algo": algo, "iqm": value[0], "iqm_low": low[0], "iqm_high": high[0],
+                     "mean": value[1], "mean_low": low[1], "mean_high": high[1]})  # fmt: skip
+    return pd.DataFrame(rows).set_index("algo")
