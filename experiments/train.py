@@ -190,7 +190,7 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-m" in argv or "--multirun" in argv:
-        return _hydra_multirun()
+        return _hydra_multirun(argv)
     try:
         run(resolve_config(argv))
     except ConfigError as e:
@@ -202,16 +202,60 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _hydra_multirun() -> int:
-    """Hydra multirun (``-m algo=metra world=point,brax/ant``): one run per combination, through
-    Hydra's launcher (local by default; submitit or Ray via ``hydra/launcher=...``)."""
-    import hydra
+def _hydra_multirun(argv: list[str]) -> int:
+    """Hydra multirun (``-m algo=metra,lsd world=point,brax/ant``): one run per combination, through
+    Hydra's launcher (local by default; SLURM or Ray with ``hydra/launcher=slurm|ray``). Each run
+    trains in its own directory, ``hydra.sweep.dir/hydra.sweep.subdir``, unless ``run_dir`` is given.
+    A failed run does not stop the others; the first failure is reported as one line at the end."""
+    import os
+    import warnings
 
-    @hydra.main(config_path="configs", config_name="config", version_base="1.3")
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    # By module path, also under ``python -m``: Ray and submitit pickle the job, and the exceptions
+    # it raises, by reference to experiments.train.
+    import experiments.train as this
+    from experiments.config import CONFIG_DIR
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from experiments.train import run
+
+        hydra_cfg = HydraConfig.get()
+        if not any(o.partition("=")[0].lstrip("+~") == "run_dir" for o in hydra_cfg.overrides.task):
+            cfg.run_dir = hydra_cfg.runtime.output_dir  # absolute: <sweep dir>/<subdir>
         run(cfg)
 
-    job()
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [sys.argv[0], *argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises a job's error to us instead of printing a trace
+    try:
+        with warnings.catch_warnings():
+            # configs/hydra/launcher/ray.yaml shares its name with the Ray plugin's own schema.
+            warnings.filterwarnings("ignore", r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")
+            job()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except this.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        print(f"error: {lines[0]}", file=sys.stderr)
+        return 2
+    finally:
+        GlobalHydra.instance().clear()  # so that compose() works again in this process
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
     return 0
 
 
