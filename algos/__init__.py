@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+from algos.contrastive import CRL, CRLConfig
 from algos.options import from_options
 from algos.sac import SAC, SACConfig
 
 # name -> (learner class, its config dataclass)
-LEARNERS = {"sac": (SAC, SACConfig)}
+LEARNERS = {"sac": (SAC, SACConfig), "crl": (CRL, CRLConfig)}
 
 
 def make_learner(name: str, options: dict, obs_size: int, action_size: int, n_rewards: int):

@@ -20,6 +20,18 @@ MAZES = {
     "open": (),
     # A U-shaped obstacle: the agent starts inside the U and must leave through its open top.
     "u": ((-6.0, -6.0, 6.0, -5.0), (-6.0, -6.0, -5.0, 4.0), (5.0, -6.0, 6.0, 4.0)),
+    # A square spiral around the start: out of the inner cell to the right, then up, left, down
+    # and right again along corridors 2 wide, leaving into the outer ring at the bottom right.
+    # Hard single goal (SGCRL-style, cf. point_Spiral11x11): the top-right corner, (8, 8).
+    "spiral": (
+        (-3.0, 2.0, 3.0, 3.0),  # inner top
+        (-3.0, -3.0, -2.0, 3.0),  # inner left
+        (-3.0, -3.0, 6.0, -2.0),  # inner bottom, reaching right under the second corridor
+        (5.0, -3.0, 6.0, 6.0),  # right
+        (-6.0, 5.0, 6.0, 6.0),  # top
+        (-6.0, -6.0, -5.0, 6.0),  # left
+        (-6.0, -6.0, 9.0, -5.0),  # bottom: its corridor runs right under the inner walls, out at x > 6
+    ),
 }
 
 

@@ -1,0 +1,269 @@
+"""Contrastive RL (CRL; Eysenbach, Zhang, Salakhutdinov, Levine 2022) and its single-goal use (SGCRL).
+
+The critic is an energy between a state-action embedding and a goal embedding,
+
+    f(s, a, g) = energy(phi(s, a), psi(g)),
+
+trained without rewards: row i of a batch holds (s_i, a_i) and a goal g_i reached later in the
+same trajectory (the positive); the other rows' goals are the negatives. With logits
+F_ij = f(s_i, a_i, g_j):
+
+    forward  InfoNCE  L = mean_i [ logsumexp_j F_ij - F_ii ]      (softmax over goals per (s, a))
+    backward InfoNCE  L = mean_j [ logsumexp_i F_ij - F_jj ]      (softmax over (s, a) per goal)
+    symmetric         L = (forward + backward) / 2
+    + penalty         c * mean_i (logsumexp_j F_ij)^2             (JaxGCRL's logsumexp regulariser)
+
+Energies: ``dot`` phi.psi (the paper), ``l2`` -||phi - psi||^2, ``neg_norm`` -||phi - psi||
+(JaxGCRL's default ``norm``, with sqrt(. + 1e-6)). The actor is a tanh-Gaussian policy pi(a | s, g)
+maximising f(s, a, g) - alpha log pi (alpha = 0 for state tasks, as in the paper and SGCRL; or
+tuned towards a target entropy, as in JaxGCRL). Goals for the actor are the relabelled ones, a
+fraction ``actor_random_goals`` of them replaced by other rows' goals (the paper's code: 0.5).
+
+The learner's observation is ``concat(state, goal)``: the loop appends the skill, which for the
+contrastive objective (``skills.contrastive``) is the goal, the leading ``goal_size`` entries of a
+goal observation. Rewards passed to ``update`` are ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import distrax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from algos.networks import MLP
+from algos.options import with_learning_rate
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+ENERGIES = ("dot", "l2", "neg_norm")
+LOSSES = ("forward", "backward", "symmetric")
+
+
+@dataclasses.dataclass(frozen=True)
+class CRLConfig:
+    hidden: Sequence[int] = (256, 256)
+    layer_norm: bool = False
+    repr_dim: int = 64
+    goal_size: int = 2  # the trailing entries of the learner's observation that are the goal
+    learning_rate: float = 3e-4
+    energy: str = "dot"
+    loss: str = "forward"
+    logsumexp_penalty: float = 0.1
+    actor_random_goals: float = 0.5
+    alpha: float = 0.0  # entropy coefficient (fixed unless learn_alpha)
+    learn_alpha: bool = False
+    target_entropy_scale: float = 1.0  # with learn_alpha: target entropy = -scale * action_size
+
+
+TRACED = ("logsumexp_penalty", "actor_random_goals", "target_entropy_scale")
+
+
+@struct.dataclass
+class CRLParams:
+    actor: dict
+    sa_encoder: dict
+    g_encoder: dict
+    log_alpha: jax.Array
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    alpha_opt: optax.OptState
+    hparams: dict
+
+
+def energy_matrix(phi, psi, energy: str):
+    """F_ij = energy(phi_i, psi_j) for phi [B, D], psi [B', D]."""
+    if energy == "dot":
+        return phi @ psi.T
+    sq = jnp.sum((phi[:, None, :] - psi[None, :, :]) ** 2, -1)
+    if energy == "l2":
+        return -sq
+    if energy == "neg_norm":
+        return -jnp.sqrt(sq + 1e-6)
+    raise ValueError(f"unknown energy {energy!r}; known: {', '.join(ENERGIES)}")
+
+
+def energy_pairs(phi, psi, energy: str):
+    """energy(phi_i, psi_i) row by row: [B]."""
+    if energy == "dot":
+        return jnp.sum(phi * psi, -1)
+    sq = jnp.sum((phi - psi) ** 2, -1)
+    if energy == "l2":
+        return -sq
+    if energy == "neg_norm":
+        return -jnp.sqrt(sq + 1e-6)
+    raise ValueError(f"unknown energy {energy!r}; known: {', '.join(ENERGIES)}")
+
+
+def contrastive_loss(logits, loss: str, penalty):
+    """InfoNCE on a [B, B] logits matrix whose diagonal holds the positives; returns (loss, lse_rows)."""
+    diag = jnp.diagonal(logits)
+    lse_rows = jax.nn.logsumexp(logits, axis=1)  # over goals, for each (s, a)
+    lse_cols = jax.nn.logsumexp(logits, axis=0)  # over (s, a), for each goal
+    forward = jnp.mean(lse_rows - diag)
+    backward = jnp.mean(lse_cols - diag)
+    if loss == "forward":
+        value = forward
+    elif loss == "backward":
+        value = backward
+    elif loss == "symmetric":
+        value = 0.5 * (forward + backward)
+    else:
+        raise ValueError(f"unknown contrastive loss {loss!r}; known: {', '.join(LOSSES)}")
+    return value + penalty * jnp.mean(lse_rows**2), lse_rows
+
+
+class CRL:
+    def __init__(self, config: CRLConfig, obs_size: int, action_size: int, n_rewards: int = 1):
+        if config.energy not in ENERGIES:
+            raise ValueError(f"unknown energy {config.energy!r}; known: {', '.join(ENERGIES)}")
+        if config.loss not in LOSSES:
+            raise ValueError(f"unknown contrastive loss {config.loss!r}; known: {', '.join(LOSSES)}")
+        if not 0 < config.goal_size < obs_size:
+            raise ValueError(f"goal_size ({config.goal_size}) must be in 1..{obs_size - 1} (obs_size {obs_size})")
+        self.config = config
+        self.obs_size, self.action_size, self.n_rewards = obs_size, action_size, n_rewards
+        self.state_size = obs_size - config.goal_size
+        hidden = tuple(config.hidden)
+        self.actor_net = MLP(hidden, 2 * action_size, config.layer_norm)
+        self.sa_net = MLP(hidden, config.repr_dim, config.layer_norm)
+        self.g_net = MLP(hidden, config.repr_dim, config.layer_norm)
+        adam = optax.inject_hyperparams(optax.adam)
+        self.actor_tx = adam(learning_rate=config.learning_rate)
+        self.critic_tx = adam(learning_rate=config.learning_rate)
+        self.alpha_tx = adam(learning_rate=config.learning_rate if config.learn_alpha else 0.0)
+
+    def split(self, obs):
+        """(state, goal) parts of a learner observation."""
+        return obs[..., : self.state_size], obs[..., self.state_size :]
+
+    def init(self, key) -> CRLParams:
+        k_actor, k_sa, k_g = jax.random.split(key, 3)
+        actor = self.actor_net.init(k_actor, jnp.zeros((1, self.obs_size)))
+        sa = self.sa_net.init(k_sa, jnp.zeros((1, self.state_size + self.action_size)))
+        g = self.g_net.init(k_g, jnp.zeros((1, self.config.goal_size)))
+        critic = {"sa": sa, "g": g}
+        log_alpha = jnp.log(jnp.asarray(max(self.config.alpha, 1e-8), jnp.float32))
+        return CRLParams(
+            actor=actor,
+            sa_encoder=sa,
+            g_encoder=g,
+            log_alpha=log_alpha,
+            actor_opt=self.actor_tx.init(actor),
+            critic_opt=self.critic_tx.init(critic),
+            alpha_opt=self.alpha_tx.init(log_alpha),
+            hparams={name: jnp.asarray(getattr(self.config, name), jnp.float32) for name in TRACED},
+        )
+
+    def sweepable(self) -> dict:
+        def learning_rate(p, v):
+            alpha_opt = with_learning_rate(p.alpha_opt, v) if self.config.learn_alpha else p.alpha_opt
+            return p.replace(
+                actor_opt=with_learning_rate(p.actor_opt, v), critic_opt=with_learning_rate(p.critic_opt, v), alpha_opt=alpha_opt
+            )
+
+        setters = {name: (lambda p, v, name=name: p.replace(hparams={**p.hparams, name: jnp.float32(v)})) for name in TRACED}
+        setters["learning_rate"] = learning_rate
+        setters["alpha"] = lambda p, v: p.replace(log_alpha=jnp.log(jnp.maximum(jnp.float32(v), 1e-8)))
+        return setters
+
+    # ---- networks ------------------------------------------------------------------------------
+    def _alpha(self, params):
+        if self.config.learn_alpha or self.config.alpha > 0:
+            return jnp.exp(params.log_alpha)
+        return jnp.zeros((), jnp.float32)
+
+    def _dist(self, actor_params, obs):
+        mean, log_std = jnp.split(self.actor_net.apply(actor_params, obs), 2, axis=-1)
+        log_std = jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+        base = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        return distrax.Transformed(base, distrax.Block(distrax.Tanh(), ndims=1)), mean
+
+    def embed(self, critic, state, action, goal):
+        phi = self.sa_net.apply(critic["sa"], jnp.concatenate([state, action], -1))
+        psi = self.g_net.apply(critic["g"], goal)
+        return phi, psi
+
+    def critic_value(self, params: CRLParams, obs, action):
+        """f(s, a, g) for learner observations obs = concat(s, g): [B]."""
+        state, goal = self.split(obs)
+        phi, psi = self.embed({"sa": params.sa_encoder, "g": params.g_encoder}, state, action, goal)
+        return energy_pairs(phi, psi, self.config.energy)
+
+    def logits(self, params: CRLParams, obs, action):
+        """F_ij = f(s_i, a_i, g_j) for a batch of learner observations: [B, B]."""
+        state, goal = self.split(obs)
+        phi, psi = self.embed({"sa": params.sa_encoder, "g": params.g_encoder}, state, action, goal)
+        return energy_matrix(phi, psi, self.config.energy)
+
+    def act(self, params: CRLParams, obs, key, deterministic: bool = False):
+        dist, mean = self._dist(params.actor, obs)
+        if deterministic:
+            return jnp.tanh(mean)
+        return dist.sample(seed=key)
+
+    # ---- learning ------------------------------------------------------------------------------
+    def update(self, params: CRLParams, batch: dict, rewards, key):
+        """One step on the critic (InfoNCE on relabelled goals), the actor and maybe alpha."""
+        del rewards  # contrastive RL learns from goals alone
+        hp, cfg = params.hparams, self.config
+        k_shuffle, k_mask, k_action = jax.random.split(key, 3)
+        state, goal = self.split(batch["obs"])
+        critic = {"sa": params.sa_encoder, "g": params.g_encoder}
+
+        def critic_loss_fn(critic):
+            phi, psi = self.embed(critic, state, batch["action"], goal)
+            logits = energy_matrix(phi, psi, cfg.energy)
+            loss, lse = contrastive_loss(logits, cfg.loss, hp["logsumexp_penalty"])
+            return loss, (logits, lse)
+
+        (critic_loss, (logits, lse)), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(critic)
+        updates, critic_opt = self.critic_tx.update(grads, params.critic_opt, critic)
+        critic = optax.apply_updates(critic, updates)
+
+        # Actor goals: the relabelled ones, a fraction replaced by other rows' goals.
+        shuffled = jax.random.permutation(k_shuffle, goal)
+        use_random = jax.random.uniform(k_mask, (goal.shape[0], 1)) < hp["actor_random_goals"]
+        actor_goal = jnp.where(use_random, shuffled, goal)
+        actor_obs = jnp.concatenate([state, actor_goal], -1)
+        alpha = self._alpha(params)
+
+        def actor_loss_fn(actor):
+            dist, _ = self._dist(actor, actor_obs)
+            action, logp = dist.sample_and_log_prob(seed=k_action)
+            phi, psi = self.embed(critic, state, action, actor_goal)
+            f = energy_pairs(phi, psi, cfg.energy)
+            return jnp.mean(alpha * logp - f), logp
+
+        (actor_loss, logp), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
+        updates, actor_opt = self.actor_tx.update(grads, params.actor_opt, params.actor)
+        actor = optax.apply_updates(params.actor, updates)
+
+        target_entropy = -hp["target_entropy_scale"] * self.action_size
+        entropy_gap = jax.lax.stop_gradient(-logp - target_entropy)
+        alpha_loss, grad = jax.value_and_grad(lambda la: la * jnp.mean(entropy_gap))(params.log_alpha)
+        updates, alpha_opt = self.alpha_tx.update(grad, params.alpha_opt, params.log_alpha)
+        log_alpha = optax.apply_updates(params.log_alpha, updates)
+
+        b = logits.shape[0]
+        diag = jnp.diagonal(logits)
+        off = (jnp.sum(logits) - jnp.sum(diag)) / (b * (b - 1))
+        new = params.replace(
+            actor=actor, sa_encoder=critic["sa"], g_encoder=critic["g"], log_alpha=log_alpha,
+            actor_opt=actor_opt, critic_opt=critic_opt, alpha_opt=alpha_opt,
+        )
+        metrics = {
+            "loss/critic": critic_loss,
+            "loss/actor": actor_loss,
+            "loss/alpha": alpha_loss,
+            "crl/accuracy": jnp.mean(jnp.argmax(logits, 1) == jnp.arange(b)),
+            "crl/logits_pos": jnp.mean(diag),
+            "crl/logits_neg": off,
+            "crl/logsumexp": jnp.mean(lse),
+            "crl/alpha": alpha,
+            "crl/entropy": -jnp.mean(logp),
+        }
+        return new, metrics

@@ -1,0 +1,287 @@
+"""Contrastive RL: energies and InfoNCE losses against numpy, geometric goal relabelling within
+episodes, a critic that learns, the CLI, and single-goal CRL reaching a hard goal without reward."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from algos.contrastive import CRL, CRLConfig, contrastive_loss, energy_matrix, energy_pairs
+from algos.loop import LoopConfig, make_train
+from algos.trajectory_buffer import TrajectoryReplay, geometric_offsets
+from experiments import train
+from skills.contrastive import GoalConfig, GoalSkills, SingleGoalConfig
+from worlds.point import MAZES, PointWorld
+
+RNG = np.random.default_rng(0)
+PHI = RNG.normal(size=(5, 3)).astype(np.float32)
+PSI = RNG.normal(size=(5, 3)).astype(np.float32)
+
+
+def np_energy(phi, psi, energy):
+    out = np.zeros((len(phi), len(psi)))
+    for i in range(len(phi)):
+        for j in range(len(psi)):
+            d = phi[i] - psi[j]
+            out[i, j] = {"dot": phi[i] @ psi[j], "l2": -(d @ d), "neg_norm": -np.sqrt(d @ d + 1e-6)}[energy]
+    return out
+
+
+def np_lse(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+@pytest.mark.parametrize("energy", ["dot", "l2", "neg_norm"])
+def test_energies_match_numpy(energy):
+    expected = np_energy(PHI, PSI, energy)
+    np.testing.assert_allclose(energy_matrix(jnp.asarray(PHI), jnp.asarray(PSI), energy), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(energy_pairs(jnp.asarray(PHI), jnp.asarray(PSI), energy), np.diag(expected), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["forward", "backward", "symmetric"])
+@pytest.mark.parametrize("penalty", [0.0, 0.1])
+def test_losses_match_numpy(loss, penalty):
+    logits = np_energy(PHI, PSI, "dot")
+    n = len(logits)
+    # Cross-entropy with the diagonal, written out with explicit softmaxes.
+    p_goal = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)  # softmax over goals, per (s, a)
+    p_sa = np.exp(logits) / np.exp(logits).sum(0, keepdims=True)  # softmax over (s, a), per goal
+    forward = -np.mean([np.log(p_goal[i, i]) for i in range(n)])
+    backward = -np.mean([np.log(p_sa[j, j]) for j in range(n)])
+    value = {"forward": forward, "backward": backward, "symmetric": (forward + backward) / 2}[loss]
+    value += penalty * np.mean(np_lse(logits, 1) ** 2)
+    got, _ = contrastive_loss(jnp.asarray(logits, jnp.float32), loss, penalty)
+    np.testing.assert_allclose(float(got), value, rtol=1e-5)
+
+
+def test_unknown_energy_and_loss_are_rejected():
+    with pytest.raises(ValueError, match="unknown energy"):
+        CRL(CRLConfig(energy="cosine"), 4, 2)
+    with pytest.raises(ValueError, match="unknown contrastive loss"):
+        CRL(CRLConfig(loss="binary"), 4, 2)
+
+
+def test_geometric_offsets_follow_gamma_power():
+    gamma, k_max, n = 0.8, 12, 200_000
+    k = np.asarray(geometric_offsets(jax.random.PRNGKey(0), jnp.full((n,), k_max), gamma))
+    assert k.min() >= 1 and k.max() <= k_max
+    expected = gamma ** np.arange(k_max)
+    expected /= expected.sum()
+    observed = np.bincount(k, minlength=k_max + 1)[1:] / n
+    np.testing.assert_allclose(observed, expected, atol=4e-3)
+    assert np.all(np.asarray(geometric_offsets(jax.random.PRNGKey(1), jnp.ones((100,)), gamma)) == 1)
+
+
+def _episodic_transitions(steps, num_envs, seed):
+    """Transitions [steps, num_envs] whose obs are (episode id, time in episode); random episode ends."""
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((steps, num_envs, 2), np.float32)
+    nxt = np.zeros_like(obs)
+    done = np.zeros((steps, num_envs), np.float32)
+    for e in range(num_envs):
+        episode, t = 1000 * e, 0
+        for s in range(steps):
+            obs[s, e] = (episode, t)
+            nxt[s, e] = (episode, t + 1)
+            t += 1
+            if rng.random() < 0.08 or t == 30:
+                done[s, e], episode, t = 1.0, episode + 1, 0
+    return {"obs": obs, "next_obs": nxt, "done": done}
+
+
+def test_trajectory_replay_never_crosses_an_episode_and_wraps():
+    num_envs, slots = 3, 64
+    example = {"obs": jnp.zeros(2), "next_obs": jnp.zeros(2), "done": jnp.zeros(())}
+    replay = TrajectoryReplay(num_envs * slots, 512, example, num_envs, horizon=30, gamma=0.9)
+    data = _episodic_transitions(200, num_envs, seed=1)  # 200 steps > 64 slots: the ring wraps
+    state = replay.init()
+    for start in range(0, 200, 25):
+        state = replay.add(state, jax.tree.map(lambda x: x[start : start + 25], data))
+        batch = jax.tree.map(np.asarray, replay.sample(state, jax.random.PRNGKey(start)))
+        now, future, k = batch["obs"], batch["future_obs"], batch["offset"]
+        assert np.all(future[:, 0] == now[:, 0]), "a goal from another episode"
+        np.testing.assert_array_equal(future[:, 1], now[:, 1] + k)  # exactly k steps later
+        assert np.all(k >= 1)
+    assert int(state.count) == slots  # the ring is full and has wrapped
+
+
+def test_trajectory_replay_offsets_within_long_episodes_are_geometric():
+    """Far from an episode's end the truncation is negligible: the histogram is gamma^(k-1)."""
+    gamma, steps = 0.7, 400
+    example = {"obs": jnp.zeros(2), "next_obs": jnp.zeros(2), "done": jnp.zeros(())}
+    replay = TrajectoryReplay(steps, 4096, example, 1, horizon=steps, gamma=gamma)
+    t = np.arange(steps, dtype=np.float32)
+    data = {
+        "obs": np.stack([np.zeros(steps), t], -1)[:, None].astype(np.float32),
+        "next_obs": np.stack([np.zeros(steps), t + 1], -1)[:, None].astype(np.float32),
+        "done": np.zeros((steps, 1), np.float32),
+    }
+    state = replay.add(replay.init(), data)
+    ks = []
+    for i in range(20):
+        batch = replay.sample(state, jax.random.PRNGKey(i))
+        keep = np.asarray(batch["obs"][:, 1]) < steps - 40  # at least 40 steps from the newest
+        ks.append(np.asarray(batch["offset"])[keep])
+    k = np.concatenate(ks)
+    observed = np.bincount(k, minlength=11)[1:11] / len(k)
+    expected = (1 - gamma) * gamma ** np.arange(10)
+    np.testing.assert_allclose(observed, expected, atol=0.01)
+
+
+def test_critic_learns_true_future_goals():
+    """Toy: the goal is s + a (+ noise). After a short training the forward InfoNCE picks the true
+    goal among 64 far above chance (1/64)."""
+    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=16, learning_rate=1e-3), obs_size=4, action_size=2)
+    params = learner.init(jax.random.PRNGKey(0))
+
+    def batch(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        s = jax.random.uniform(k1, (64, 2), minval=-1, maxval=1)
+        a = jax.random.uniform(k2, (64, 2), minval=-1, maxval=1)
+        g = s + a + 0.05 * jax.random.normal(k3, (64, 2))
+        return {"obs": jnp.concatenate([s, g], -1), "action": a}
+
+    @jax.jit
+    def step(params, key):
+        k_batch, k_update = jax.random.split(key)
+        return learner.update(params, batch(k_batch), jnp.zeros((64, 1)), k_update)
+
+    _, first = step(params, jax.random.PRNGKey(1))
+    for i in range(300):
+        params, metrics = step(params, jax.random.PRNGKey(100 + i))
+    held_out = batch(jax.random.PRNGKey(999_999))
+    logits = learner.logits(params, held_out["obs"], held_out["action"])
+    accuracy = float(np.mean(np.argmax(np.asarray(logits), 1) == np.arange(64)))
+    assert float(first["crl/accuracy"]) < 0.15
+    assert accuracy > 0.5, accuracy
+    assert float(metrics["loss/critic"]) < float(first["loss/critic"])
+
+
+def test_goal_skills():
+    crl = GoalSkills(GoalConfig(goal_size=2), obs_size=2)
+    goals = np.asarray(crl.sample(jax.random.PRNGKey(0), 500))
+    assert goals.shape == (500, 2) and goals.min() >= -10 and goals.max() <= 10 and goals.std() > 4
+    sg = GoalSkills(SingleGoalConfig(fixed_goal=(0.0, -8.0)), obs_size=2)
+    np.testing.assert_array_equal(sg.sample(jax.random.PRNGKey(0), 3), [[0.0, -8.0]] * 3)
+    np.testing.assert_array_equal(sg.eval_goals, [[0.0, -8.0]])
+    obs, goal_obs = jnp.ones((4, 2)), jnp.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(sg.goal_skill(None, obs, goal_obs), goal_obs)
+    batch = {"skill": jnp.zeros((4, 2)), "future_obs": goal_obs, "obs": obs}
+    np.testing.assert_array_equal(sg.relabel(None, batch, None)["skill"], goal_obs)
+    with pytest.raises(ValueError, match="fixed_goal"):
+        GoalSkills(SingleGoalConfig(), obs_size=2)
+
+
+def test_spiral_and_u_goals_are_far_by_path():
+    """The hard goals lie behind walls: the straight segment from the start to them is blocked."""
+    for maze, goal in (("u", (0.0, -8.0)), ("spiral", (8.0, 8.0))):
+        world = PointWorld(maze=maze)
+        line = np.linspace(0, 1, 400)[:, None] * np.asarray(goal)[None]
+        blocked = [not bool(world._free(jnp.asarray(p, jnp.float32))) for p in line]
+        assert any(blocked), maze
+        assert bool(world._free(jnp.zeros(2))) and bool(world._free(jnp.asarray(goal, jnp.float32)))
+    assert len(MAZES["spiral"]) == 7
+
+
+def _loop(goal=(0.0, -8.0), num_envs=8):
+    world = PointWorld(maze="u", max_speed=0.5, episode_length=100)
+    objective = GoalSkills(SingleGoalConfig(fixed_goal=goal), world.spec.obs_size)
+    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=32), world.spec.obs_size + 2, world.spec.action_size)
+    config = LoopConfig(
+        num_envs=num_envs, rollout_length=50, updates_per_epoch=50, batch_size=128, buffer_size=40_000, prefill_steps=800
+    )
+    return make_train(config, world, objective, learner)
+
+
+def test_loop_relabels_goals_from_the_same_trajectory():
+    trainer = _loop(num_envs=4)
+    assert isinstance(trainer.replay, TrajectoryReplay)
+    state = trainer.init(jax.random.PRNGKey(0))
+    # Rollouts aim at g*; the learner's batch has relabelled goals instead.
+    np.testing.assert_array_equal(state.skill, [[0.0, -8.0]] * 4)
+    batch = trainer.replay.sample(state.buffer, jax.random.PRNGKey(1))
+    relabelled = trainer.objective.relabel(state.objective, batch, None)
+    np.testing.assert_array_equal(relabelled["skill"], batch["future_obs"])
+    # A point moves at most max_speed per step: the goal is within offset * max_speed of the state.
+    gap = np.linalg.norm(np.asarray(batch["future_obs"] - batch["obs"]), axis=-1)
+    assert np.all(gap <= 0.5 * np.asarray(batch["offset"]) * np.sqrt(2) + 1e-5)
+    state, metrics = jax.jit(trainer.epoch)(state)
+    assert np.isfinite(float(metrics["loss/critic"]))
+
+
+@pytest.mark.slow
+def test_cli_crl_and_sgcrl_with_vmapped_seeds(tmp_path):
+    from tests.test_train import TINY, rows
+
+    for algo, world in (("crl", "point"), ("sgcrl", "point_maze_u")):
+        run = tmp_path / algo
+        train.main([f"algo={algo}", f"world={world}", f"run_dir={run}", "total_steps=160", "num_seeds=2", *TINY])
+        last = [r for r in rows(run) if "eval/goal_success" in r]
+        assert {r["seed"] for r in last} == {0, 1}
+        assert all(np.isfinite(r["loss/critic"]) for r in rows(run) if "loss/critic" in r)
+        assert "crl/accuracy" in rows(run)[-1]
+
+
+
+def test_sgcrl_without_a_goal_is_a_config_error(tmp_path, capsys):
+    from tests.test_train import TINY
+
+    assert train.main(["algo=sgcrl", "world=point", f"run_dir={tmp_path / 'bad'}", "total_steps=160", *TINY]) == 2
+    assert "sgcrl needs a fixed_goal" in capsys.readouterr().err
+
+
+def _reached(positions, goal, threshold=1.0):
+    """Per episode: did the point come within ``threshold`` of the goal at any step? [T+1, n, 2] -> [n]."""
+    distance = np.linalg.norm(np.asarray(positions) - np.asarray(goal), axis=-1)
+    return distance.min(0) < threshold
+
+
+@pytest.mark.slow
+def test_single_goal_crl_reaches_its_goal_without_reward():
+    """SGCRL in the U maze (start inside the U, goal (7, 7) out through its open top, ~10 away):
+    3 vmapped seeds, no reward, a few thousand steps. Deterministic goal-conditioned episodes reach
+    the goal far more often than 256 uniformly random episodes (which never do)."""
+    goal = (7.0, 7.0)
+    world = PointWorld(maze="u", max_speed=0.5, episode_length=100)
+    objective = GoalSkills(SingleGoalConfig(fixed_goal=goal), world.spec.obs_size)
+    learner = CRL(
+        CRLConfig(hidden=(64, 64), repr_dim=32, energy="neg_norm", logsumexp_penalty=0.1), world.spec.obs_size + 2, 2
+    )
+    config = LoopConfig(num_envs=8, rollout_length=50, updates_per_epoch=50, batch_size=128, buffer_size=40_000, prefill_steps=800)
+    trainer = make_train(config, world, objective, learner)
+    seeds = 3
+    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
+    run = jax.jit(jax.vmap(lambda s: trainer.run(s, 10)))
+    goals = jnp.asarray([goal], jnp.float32)
+    evaluate = jax.jit(jax.vmap(lambda lp, op, k: trainer.eval_goals(lp, op, k, goals), in_axes=(0, 0, None)))
+    one = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731
+    random = trainer.eval_goals(one(state.learner), one(state.objective), jax.random.PRNGKey(1), jnp.repeat(goals, 256, 0), True)
+    random_success = float(np.mean(_reached(random, goal)))
+    curve = []
+    for epoch in range(10, 81, 10):
+        state, metrics = run(state)
+        positions = evaluate(state.learner, state.objective, jax.random.PRNGKey(epoch))[:, :, 0]  # [seeds, T+1, 2]
+        curve.append(float(np.mean(_reached(np.swapaxes(positions, 0, 1), goal))))
+    print(f"success per 10 epochs (4000 env steps/seed): {curve}; random: {random_success}")
+    assert random_success < 0.05
+    assert np.mean(curve[-4:]) >= 0.6, curve
+    assert np.all(np.isfinite(np.asarray(metrics["loss/critic"])))
+
+
+@pytest.mark.slow
+def test_sgcrl_resumed_run_equals_uninterrupted_run(tmp_path):
+    """The trajectory buffer (and its write position) lives in the checkpointed TrainState."""
+    from tests.test_train import TINY, _leaves
+
+    args = TINY + ["algo=sgcrl", "world=point_maze_u"]
+    straight = train.run(train.resolve_config(args + [f"run_dir={tmp_path / 'a'}", "total_steps=160"]))
+    train.run(train.resolve_config(args + [f"run_dir={tmp_path / 'b'}", "total_steps=80"]))
+    resumed = train.run(train.resolve_config([f"resume={tmp_path / 'b'}", "total_steps=160"]))
+    assert int(resumed.state.epoch[0]) == 4
+    for a, b in zip(_leaves(straight.state), _leaves(resumed.state)):
+        np.testing.assert_array_equal(a, b)
