@@ -33,11 +33,24 @@ Details that differ from a plain pass-through:
   ``TimeLimit`` wrapper's job); metrics are Playground's reward terms.
 - Walker: Playground 0.2 puts the torso's zz orientation where dm_control's ``height``
   observation (the torso's z) belongs; the world puts the height back (index 14).
-- Observations and rewards of Playground's ports are computed from the body poses of the last
-  MJX sub-step (``mjx.step`` runs kinematics before integrating), one sub-step behind
-  dm_control, whose legacy step ends with ``mj_step1``; Playground also changes solver
-  iterations, ``eulerdamp`` and some sub-step sizes (reacher, finger). ``tests/test_dmc.py``
-  measures the resulting differences against ``dm_control.suite.load``.
+- Reacher: Playground 0.2 builds its model with ``MjSpec.find_body``, which MuJoCo 3.17 lacks
+  (``load_playground`` builds it with ``MjSpec.body``), and its reset observation measures the
+  fingertip-to-target vector before placing the target; the world recomputes it.
+- Observations and rewards of Playground's ports read body poses and sensors of the last MJX
+  sub-step (``mjx.step`` runs kinematics before it integrates), one sub-step behind dm_control,
+  whose (legacy) step ends with ``mj_step1``; quantities read from ``qpos``/``qvel`` are current.
+- Playground's ports are not dm_control's simulations: they turn ``eulerdamp`` off, cap the
+  solver at 2 to 4 iterations, shorten some sub-steps (reacher 0.02 -> 0.005 s, finger 0.01 ->
+  0.005 s with ``implicitfast``) and prune contacts (``max_geom_pairs``). From the same state,
+  joint velocities after one control step differ from ``dm_control.suite.load``'s by O(0.1 to 1)
+  (cheetah, reacher, humanoid: mostly ``eulerdamp``; walker, humanoid: the solver caps), and
+  Playground's humanoid resets to the model's default pose (qpos0) without dm_control's joint
+  randomisation.
+  With dm_control's model given the port's settings, MJX agrees with MuJoCo C to ~1e-5 except
+  on steps where a pruned contact matters (``tests/test_dmc.py`` states the tolerances).
+- ``config_overrides`` go to Playground's config (e.g. ``{"impl": "warp"}``) or, for the
+  quadruped, to ``worlds.dmc_quadruped.Quadruped`` (``iterations``, ``ls_iterations``,
+  ``self_collisions``: faster, less faithful).
 
 Episode length: dm_control's episodes are 1000 control steps (``episode_length=1000``, the default
 here, as URLB); the Hydra configs use 200-step episodes, as METRA does for state-based worlds.
@@ -58,7 +71,7 @@ class DMCEntry:
     source: str  # "playground" or "quadruped"
     env: str  # Playground env name, or the quadruped task
     obs_size: int
-    position: str  # how position(state) is read, see _position
+    position: str  # how position(state) is read, see DMCWorld.position
     position_size: int
     coverage_cell: float
 
@@ -181,7 +194,17 @@ class DMCWorld:
     def reset(self, key) -> State:
         if self.entry.source == "quadruped":
             return self._wrap_quadruped(self.env.reset(key), {})
-        return self._wrap_playground(self.env.reset(key), {})
+        pstate = self.env.reset(key)
+        if self.entry.env.startswith("Reacher"):
+            # Playground places the target (a mocap body) after its last mjx.forward, so its reset
+            # observation measures to_target from the old target position; recompute the poses.
+            from mujoco import mjx
+
+            model = self.env.mjx_model
+            poses = mjx.kinematics if model.impl == mjx.Impl.JAX else mjx.forward
+            data = poses(model, pstate.data)
+            pstate = pstate.replace(data=data, obs=self.env._get_obs(data, pstate.info))
+        return self._wrap_playground(pstate, {})
 
     def step(self, state: State, action) -> State:
         if self.entry.source == "quadruped":
@@ -211,7 +234,8 @@ class DMCWorld:
     def _position_indices(self):
         m, kind = self.mj_model, self.entry.position
         if kind == "rootx":
-            return int(m.jnt_qposadr[m.joint("rootx").id])
+            adr = int(m.jnt_qposadr[m.joint("rootx").id])
+            return slice(adr, adr + 1)
         if kind in ("free_xy", "mass_xy"):
             return slice(0, 2)  # the free joint / the two slide joints come first in qpos
         if kind == "fingertip_xy":

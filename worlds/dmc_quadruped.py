@@ -8,9 +8,15 @@ MuJoCo Playground 0.2 has no quadruped, so this module builds one:
   dm_control does for these tasks). Nothing is downloaded. MJX (``impl="jax"``) compiles it as
   it is: the ellipsoid torso, the tendon equality couplings, the filter actuators and the
   accelerometer/gyro/velocimeter/force/torque/subtreecom sensors are all supported, so nothing
-  had to be stripped beyond what dm_control strips itself. The only change is optional and off
-  by default: ``iterations``/``ls_iterations`` lower the solver's iteration caps, as Playground
-  does for its DMC ports.
+  had to be stripped beyond what dm_control strips itself.
+- **Speed.** MJX-JAX has no broad phase: it evaluates all 191 candidate contact pairs (35 with
+  the floor, 156 between the body's own parts) every sub-step, and under ``vmap`` the Newton
+  solver runs until the slowest world converges (dm_control's caps: 100 iterations, 50 line
+  search). Faithful by default; two opt-in changes, both off by default, trade fidelity for
+  speed the way Playground's ports do: ``iterations``/``ls_iterations`` caps and
+  ``self_collisions=False`` (only body-floor contacts). Measured here with 16 worlds on CPU:
+  168 control steps/s as shipped, 685 with ``iterations=4, ls_iterations=8``, 731 without self
+  collisions, 2,053 with both.
 - **Step.** ``CONTROL_TIMESTEP / timestep`` = 4 ``mjx.step`` calls, then the position and
   velocity stages are recomputed at the new state (``kinematics``, ``com_pos``, ``sensor_pos``,
   ``com_vel``, ``sensor_vel``). That is what dm_control's (legacy) ``Physics.step`` does with its
@@ -81,18 +87,22 @@ def _lowest_point(gtype, size, pos, mat):
     cylinder = ax * size[1] + size[0] * jnp.sqrt(jnp.clip(1.0 - ax**2, 0.0, 1.0))
     box = jnp.sum(jnp.abs(zrow) * size)
     G = mujoco.mjtGeom
-    extent = jnp.select(
-        [gtype == G.mjGEOM_SPHERE, gtype == G.mjGEOM_CAPSULE, gtype == G.mjGEOM_ELLIPSOID, gtype == G.mjGEOM_CYLINDER],
-        [sphere, capsule, ellipsoid, cylinder],
-        box,
-    )
+    types = [G.mjGEOM_SPHERE, G.mjGEOM_CAPSULE, G.mjGEOM_ELLIPSOID, G.mjGEOM_CYLINDER]
+    extent = jnp.select([gtype == int(t) for t in types], [sphere, capsule, ellipsoid, cylinder], box)
     return pos[2] - extent
 
 
 class Quadruped:
     """One URLB quadruped task as a pair of pure functions on ``mjx.Data``."""
 
-    def __init__(self, task: str = "walk", impl: str = "jax", iterations: int | None = None, ls_iterations: int | None = None):
+    def __init__(
+        self,
+        task: str = "walk",
+        impl: str = "jax",
+        iterations: int | None = None,
+        ls_iterations: int | None = None,
+        self_collisions: bool = True,
+    ):
         if task not in TASKS:
             raise ValueError(f"unknown quadruped task {task!r}; known: {sorted(TASKS)}")
         if impl != "jax":
@@ -107,6 +117,8 @@ class Quadruped:
             m.opt.iterations = int(iterations)
         if ls_iterations is not None:
             m.opt.ls_iterations = int(ls_iterations)
+        if not self_collisions:  # body geoms keep contype 1 (they still hit the floor) but attract nothing
+            m.geom_conaffinity[m.geom_bodyid != 0] = 0
         self.mj_model = m
         self.mjx_model = mjx.put_model(m, impl=impl)
         self.n_substeps = int(round(CONTROL_TIMESTEP / m.opt.timestep))
