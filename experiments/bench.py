@@ -11,6 +11,21 @@ load on a shared machine):
   matmul measured in the same process, for the run's network size and for the reference size
   (SAC + METRA, 2x1024 MLPs, batch 256; target >= 0.7 of the matmul peak).
 
+Suites (``suite=...``, implemented in experiments/bench_suite.py; the other options still apply):
+
+- ``suite=seeds`` (alias ``seeds_vs_sequential=true``), on ``point`` with METRA unless overridden:
+  ``seeds_vmapped_s`` (8 seeds vmapped in one program, ``epochs=N`` epochs per call, default 5,
+  after compile), ``seeds_sequential_s`` (8 single-seed runs of the same epochs one after the
+  other, after compile), ``seeds_vmapped_speedup`` = sequential / vmapped; and the same 8-member
+  program's ``devices_1_env_steps_per_s`` vs ``devices_2_env_steps_per_s`` (2 simulated CPU
+  devices in a subprocess, ``XLA_FLAGS=--xla_force_host_platform_device_count=2``, the member
+  axis sharded as ``train`` shards it) and ``devices_speedup`` = 2-device / 1-device.
+- ``suite=algos``: the single-config bench above for every algo config (configs/algo/*.yaml) on
+  ``point``, and CRL on ``brax/ant`` when ``crl`` exists: ``{algo: figures, "crl@brax/ant": ...}``.
+- ``suite=dmc``: for ``dmc/walker_walk`` and ``dmc/quadruped_walk``: env-only and training
+  steps/s and compile seconds, dm_control's MuJoCo C stepping one world on one thread in the same
+  process (``mujoco_c_steps_per_s``, control steps) and ``mjx_over_mujoco_c`` = env-only / MuJoCo C.
+
 Any other ``key=value`` is a run-config override (``loop.num_envs=64``, ``network.hidden=[256,256]``);
 an unknown key is a one-line error with exit code 2. Results are printed and written as JSON.
 """
@@ -28,7 +43,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCH_KEYS = {"out": str, "reps": int}  # consumed here; every other key=value goes to the run config
+SUITES = ("single", "seeds", "algos", "dmc")
+BENCH_KEYS = {"out": str, "reps": int, "suite": str, "seeds_vs_sequential": str, "epochs": int}  # consumed here; every other key=value goes to the run config
 REFERENCE_HIDDEN = (1024, 1024)  # the reference learner size for learner_2x1024_*
 REFERENCE_BATCH = 256
 REFERENCE_UPDATES = 10  # updates per timed call at the reference size
@@ -348,7 +364,7 @@ def bench(world, objective, learner, loop, reps: int = 7, cache_dir=None) -> dic
 # ---- command line -----------------------------------------------------------------------------------
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
     """Split ``key=value`` arguments into the bench's own options and run-config overrides."""
-    options, overrides = {"out": None, "reps": 7}, []
+    options, overrides = {"out": None, "reps": 7, "suite": "single", "seeds_vs_sequential": "false", "epochs": 5}, []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or not key:
@@ -362,7 +378,46 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
             overrides.append(arg)
     if options["reps"] < 1:
         raise UsageError(f"reps must be >= 1, got {options['reps']}")
+    if options["epochs"] < 1:
+        raise UsageError(f"epochs must be >= 1, got {options['epochs']}")
+    flag = options.pop("seeds_vs_sequential").lower()
+    if flag not in ("true", "false"):
+        raise UsageError(f"seeds_vs_sequential must be true or false, got {flag!r}")
+    if flag == "true":
+        if options["suite"] not in ("single", "seeds"):
+            raise UsageError(f"seeds_vs_sequential=true conflicts with suite={options['suite']}")
+        options["suite"] = "seeds"
+    if options["suite"] not in SUITES:
+        raise UsageError(f"unknown suite {options['suite']!r}; known: {', '.join(SUITES)}")
     return options, overrides
+
+
+def _check(results: dict, keys, where: str = "") -> None:
+    """Warn about a missing or broken figure: that is a bug, not a slow machine."""
+    for key in keys:
+        value = results.get(key)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            print(f"bench: warning: {where}{key} = {value!r}", file=sys.stderr)
+
+
+def run_suite(suite: str, options: dict, overrides: list[str], cache_dir) -> dict:
+    """The figures of ``suite=seeds|algos|dmc`` (experiments/bench_suite.py), checked."""
+    from experiments import bench_suite
+
+    if suite == "seeds":
+        results = bench_suite.seeds_bench(overrides, reps=options["reps"], epochs=options["epochs"])
+        _check(results, bench_suite.SEEDS_KEYS)
+    elif suite == "algos":
+        results = bench_suite.algos_bench(overrides, reps=options["reps"], cache_dir=cache_dir)
+        for name, figures in results.items():
+            if not name.startswith("_"):
+                _check(figures, ("error",) if "error" in figures else CONTRACT_KEYS, f"{name}: ")
+    else:
+        results = bench_suite.dmc_bench(overrides, reps=options["reps"], cache_dir=cache_dir)
+        for name, figures in results.items():
+            if not name.startswith("_"):
+                _check(figures, bench_suite.DMC_KEYS if "note" not in figures else ("mujoco_c_steps_per_s",), f"{name}: ")
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -372,16 +427,21 @@ def main(argv: list[str] | None = None) -> dict:
     cache_dir = enable_compilation_cache()
     try:
         options, overrides = parse(argv)
-        world, objective, learner, loop = _build(overrides)
+        if options["suite"] == "single":
+            world, objective, learner, loop = _build(overrides)
+        elif overrides:  # check the overrides once, before any compile
+            from experiments import config
+
+            config.compose(overrides)
     except (ValueError, TypeError, LookupError) as e:  # bad keys/values (ConfigError is a ValueError)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"bench: error: {first}", file=sys.stderr)
         raise SystemExit(2) from None
-    results = bench(world, objective, learner, loop, reps=options["reps"], cache_dir=cache_dir)
-    for key in CONTRACT_KEYS:  # a missing or broken figure is a bug, not a slow machine
-        value = results[key]
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            print(f"bench: warning: {key} = {value!r}", file=sys.stderr)
+    if options["suite"] != "single":
+        results = run_suite(options["suite"], options, overrides, cache_dir)
+    else:
+        results = bench(world, objective, learner, loop, reps=options["reps"], cache_dir=cache_dir)
+        _check(results, CONTRACT_KEYS)
     text = json.dumps(results, indent=2)
     print(text)
     if options["out"]:
