@@ -18,3 +18,21 @@ def with_learning_rate(opt_state, value):
 
     rate = jnp.asarray(value, dtype=jnp.asarray(opt_state.hyperparams["learning_rate"]).dtype)
     return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
+
+
+def actor_critic_sweepable(learn_alpha: bool, traced) -> dict:
+    """Sweep setters shared by actor-critic learners whose params hold ``actor_opt``,
+    ``critic_opt``, ``alpha_opt`` and an ``hparams`` dict of the ``traced`` names."""
+    import jax.numpy as jnp
+
+    def learning_rate(p, v):
+        alpha_opt = with_learning_rate(p.alpha_opt, v) if learn_alpha else p.alpha_opt
+        return p.replace(
+            actor_opt=with_learning_rate(p.actor_opt, v),
+            critic_opt=with_learning_rate(p.critic_opt, v),
+            alpha_opt=alpha_opt,
+        )
+
+    setters = {name: (lambda p, v, name=name: p.replace(hparams={**p.hparams, name: jnp.float32(v)})) for name in traced}
+    setters["learning_rate"] = learning_rate
+    return setters

@@ -19,7 +19,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP, CriticEnsemble
-from algos.options import with_learning_rate
+from algos.options import actor_critic_sweepable
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -95,17 +95,7 @@ class SAC:
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""
-
-        def learning_rate(p, v):
-            alpha_opt = with_learning_rate(p.alpha_opt, v) if self.config.learn_alpha else p.alpha_opt
-            return p.replace(
-                actor_opt=with_learning_rate(p.actor_opt, v),
-                critic_opt=with_learning_rate(p.critic_opt, v),
-                alpha_opt=alpha_opt,
-            )
-
-        setters = {name: (lambda p, v, name=name: p.replace(hparams={**p.hparams, name: jnp.float32(v)})) for name in TRACED}
-        setters["learning_rate"] = learning_rate
+        setters = actor_critic_sweepable(self.config.learn_alpha, TRACED)
         setters["init_alpha"] = lambda p, v: p.replace(log_alpha=jnp.log(jnp.float32(v)))
         return setters
 
