@@ -21,6 +21,11 @@ from worlds.base import State
 from worlds.wrappers import wrap_for_eval, wrap_for_training
 
 
+# The name of the vmapped axis over run members (seeds x swept settings). Worlds reduce their
+# "any episode ended" flag over it so that resets stay behind a real ``lax.cond`` under vmap.
+MEMBER_AXIS = "members"
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
     num_envs: int = 16
@@ -82,7 +87,7 @@ class Trainer:
     replay: Replay
 
     def __post_init__(self):
-        self.env = wrap_for_training(self.world, self.config.num_envs)
+        self.env = wrap_for_training(self.world, self.config.num_envs, sync_axis=MEMBER_AXIS)
 
     # ---- state ---------------------------------------------------------------------------------
     def init(self, key) -> TrainState:
@@ -198,6 +203,16 @@ class Trainer:
     def run(self, state: TrainState, n_epochs: int):
         """``n_epochs`` epochs as one scan; metrics are stacked per epoch."""
         return jax.lax.scan(lambda s, _: self.epoch(s), state, None, n_epochs)
+
+    # ---- many members in one program ---------------------------------------------------------------
+    def init_members(self):
+        """Jitted ``keys [members] -> TrainState`` with a leading member axis."""
+        return jax.jit(jax.vmap(self.init, axis_name=MEMBER_AXIS))
+
+    def run_members(self):
+        """Jitted ``(state, n_epochs) -> (state, metrics [members, n_epochs])``; donates the state."""
+        run = jax.vmap(self.run, in_axes=(0, None), axis_name=MEMBER_AXIS)
+        return jax.jit(run, static_argnums=1, donate_argnums=0)
 
     def train(self, key, n_epochs: int):
         """The whole run as one pure function of the key (PureJaxRL style)."""

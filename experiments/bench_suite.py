@@ -36,11 +36,11 @@ def _member_program(trainer, n_members: int, epochs: int, seed: int = 0):
     from experiments import bench, sweep
 
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jax.numpy.arange(n_members))
-    state = jax.block_until_ready(jax.jit(jax.vmap(trainer.init))(keys))
+    state = jax.block_until_ready(trainer.init_members()(keys))
     sharding = sweep.member_sharding(n_members)
     if sharding is not None:
         state = jax.device_put(state, sharding)
-    run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1, donate_argnums=0)
+    run = trainer.run_members()
     box = {"state": bench._own_buffers(state) if sharding is None else state}
 
     def fn():

@@ -39,7 +39,7 @@ def load_trainer(run_dir, checkpoint: int | None = None):
 
     enable_compilation_cache()
     trainer = make_train(loop, world, objective, learner)
-    abstract = jax.eval_shape(jax.vmap(trainer.init), sweep.keys(cfg, sweep.members(cfg)))
+    abstract = jax.eval_shape(trainer.init_members(), sweep.keys(cfg, sweep.members(cfg)))
     epoch, state, _ = checkpoints.restore(abstract, warn=lambda msg, file=None: print(msg, file=sys.stderr), step=checkpoint)
     return trainer, state, epoch, cfg
 

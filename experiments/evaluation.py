@@ -95,3 +95,11 @@ def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) 
     if logger is not None:
         logger.figure("eval/skills", fig, step)
     return path
+
+
+def log_skill_video(logger, step: int, positions, skills, walls=None) -> None:
+    """A TensorBoard GIF of the first member's eval rollouts (``skills/video``); ``walls`` are maze
+    rectangles to draw, if the world has them."""
+    from experiments.plots import skill_video
+
+    logger.video("skills/video", skill_video(positions[0], skills[0], walls), step)

@@ -128,7 +128,7 @@ def finetune(args: dict):
     world, objective, learner, loop = build(cfg)
     trainer = make_train(loop, world, objective, learner)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
-    state = jax.jit(jax.vmap(trainer.init))(keys)
+    state = trainer.init_members()(keys)
     pretrained_learner = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_seeds,) + x.shape), learner_p)
     state = state.replace(
         learner=state.learner.replace(

@@ -25,7 +25,7 @@ from experiments.config import ConfigError, build, compose, load, save, validate
 
 # What may change when a run is resumed: how long it goes on and how it reports, nothing that
 # changes what it computes.
-RESUMABLE = ("total_steps", "progress", "tensorboard", "plots", "keep_checkpoints")
+RESUMABLE = ("total_steps", "progress", "tensorboard", "plots", "video", "keep_checkpoints")
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,7 +93,7 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
     from tqdm import tqdm
 
     from algos.loop import make_train
-    from experiments.evaluation import Evaluator, save_skill_figure
+    from experiments.evaluation import Evaluator, log_skill_video, save_skill_figure
     from experiments.logger import RunLogger
     from experiments.runtime import enable_compilation_cache
 
@@ -104,9 +104,9 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
     n_members = len(members)
     sharding = sweep.member_sharding(n_members)
     keys = sweep.keys(cfg, members)
-    init = jax.jit(jax.vmap(trainer.init))
+    init = trainer.init_members()
     # The state is donated: the replay buffer is updated in place instead of copied every chunk.
-    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1, donate_argnums=0)
+    run_chunk = trainer.run_members()
 
     log = tqdm.write
     log(
@@ -149,6 +149,8 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
         logger.log(out)
         if cfg.plots:
             save_skill_figure(run_dir, step, positions, skills, out, logger)
+        if cfg.tensorboard and cfg.get("video", True):  # configs saved before the key existed lack it
+            log_skill_video(logger, step, positions, skills, getattr(world, "walls", None))
         return out
 
     bar = tqdm(

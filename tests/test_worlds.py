@@ -231,6 +231,45 @@ def test_auto_reset_passes_through_termination():
     assert float(state.done) == 0.0  # the new episode does not inherit the old done flag
 
 
+class _CountingResets(PointWorld):
+    """A point world whose reset reports, from inside compiled code, each time it really runs."""
+
+    def __init__(self, counter: list, **kw):
+        super().__init__(**kw)
+        self.counter = counter
+
+    def reset(self, key):
+        jax.debug.callback(lambda: self.counter.append(1))
+        return super().reset(key)
+
+
+def test_auto_reset_runs_reset_only_when_an_episode_ends():
+    length, steps, n = 4, 12, 3
+    counter = []
+    env = wrap_for_training(_CountingResets(counter, episode_length=length), n)
+
+    def rollout(key):
+        step = lambda s, _: (env.step(s, jnp.full((n, 2), 0.1)), None)
+        return jax.lax.scan(step, env.reset(key), None, steps)[0]
+
+    final = jax.block_until_ready(jax.jit(rollout)(jax.random.PRNGKey(0)))
+    jax.effects_barrier()
+    # One reset at the start plus one per ending: all worlds end together, on steps 4, 8 and 12.
+    assert len(counter) == 1 + steps // length
+    assert float(jnp.sum(final.info["steps"])) == 0.0  # just restarted
+
+
+@pytest.mark.parametrize("sync_axis,stays_cond", [("members", True), (None, False)])
+def test_auto_reset_stays_a_cond_under_a_members_vmap(sync_axis, stays_cond):
+    """Under vmap a cond on a batched predicate becomes a select that resets on every step (219x
+    slower on dmc/cheetah_run); reducing the predicate over the member axis keeps the cond."""
+    env = wrap_for_training(PointWorld(episode_length=4), 3, sync_axis=sync_axis)
+    step = lambda s: env.step(s, jnp.zeros((3, 2)))
+    states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+    jaxpr = str(jax.make_jaxpr(jax.vmap(step, axis_name="members"))(states))
+    assert ("cond[" in jaxpr) == stays_cond
+
+
 def test_batched_shapes_and_independence():
     n = 5
     env = Batched(PointWorld(start_noise=1.0), n)

@@ -1,6 +1,6 @@
 """World wrappers: time limit, auto-reset and batching.
 
-Stack them as ``Batched(AutoReset(TimeLimit(world)), n)``. Each keeps the World protocol, so the
+Stack them as ``AutoReset(Batched(TimeLimit(world), n))``. Each keeps the World protocol, so the
 training loop never knows how many wrappers it talks to.
 """
 
@@ -73,7 +73,17 @@ class AutoReset(Wrapper):
     observation in ``obs``, with ``done == 1``; the true last observation of the finished episode
     is kept in ``info['final_obs']`` for the replay buffer. The key for the next reset lives in
     ``info['reset_key']`` so that resets differ from episode to episode.
+
+    Put it *outside* ``Batched`` (``wrap_for_training`` does): the reset then runs under a
+    ``lax.cond`` only on steps where some world in the batch is done, instead of on every step
+    (a DMC reset runs hundreds of settling steps). Under ``vmap`` a cond with a batched predicate
+    becomes a select that runs both branches, so when the caller vmaps over run members with
+    ``axis_name=sync_axis`` the predicate is reduced over that axis too and stays a real cond.
     """
+
+    def __init__(self, world, sync_axis: str | None = None):
+        super().__init__(world)
+        self.sync_axis = sync_axis
 
     def reset(self, key):
         key, reset_key = jax.random.split(key)
@@ -81,22 +91,38 @@ class AutoReset(Wrapper):
         return state.replace(info=dict(state.info, final_obs=state.obs, reset_key=key))
 
     def step(self, state, action):
-        # Steps must start from a not-done flag, or the wrapped TimeLimit sees stale flags.
-        stepped = self.world.step(state.replace(done=jnp.zeros_like(state.done)), action)
-        key, reset_key = jax.random.split(stepped.info["reset_key"])
-        fresh = self.world.reset(reset_key)
+        # Steps must start from a not-done flag, or the wrapped TimeLimit sees stale flags. Our own
+        # info entries stay out of the inner world (``reset_key`` is one key, not one per world).
+        inner_info = {k: v for k, v in state.info.items() if k not in ("final_obs", "reset_key")}
+        stepped = self.world.step(state.replace(done=jnp.zeros_like(state.done), info=inner_info), action)
+        key, reset_key = jax.random.split(state.info["reset_key"])
+        stepped = stepped.replace(info=dict(stepped.info, final_obs=stepped.obs, reset_key=key))
         done = stepped.done > 0
 
-        def pick(new, old):
-            return jnp.where(jnp.reshape(done, done.shape + (1,) * (old.ndim - done.ndim)), new, old)
+        def start_new_episodes(stepped):
+            fresh = self.world.reset(reset_key)
 
-        # Everything but reward/done/metrics/truncation comes from the fresh episode when done.
-        keep = {"truncation": stepped.info["truncation"]}
-        physics = jax.tree.map(pick, fresh.physics, stepped.physics)
-        obs = pick(fresh.obs, stepped.obs)
-        info = {k: pick(fresh.info[k], v) if k in fresh.info else v for k, v in stepped.info.items()}
-        info.update(keep, final_obs=stepped.obs, reset_key=key)
-        return stepped.replace(obs=obs, physics=physics, info=info)
+            def pick(new, old):
+                return jnp.where(jnp.reshape(done, done.shape + (1,) * (old.ndim - done.ndim)), new, old)
+
+            # Observation, physics and the world's own info come from the fresh episode; reward,
+            # done, metrics, truncation and final_obs stay those of the step that ended.
+            info = {k: pick(fresh.info[k], v) if k in fresh.info and k != "truncation" else v for k, v in stepped.info.items()}
+            physics = jax.tree.map(pick, fresh.physics, stepped.physics)
+            return stepped.replace(obs=pick(fresh.obs, stepped.obs), physics=physics, info=info)
+
+        return jax.lax.cond(_any_across(done, self.sync_axis), start_new_episodes, lambda s: s, stepped)
+
+
+def _any_across(done, axis_name):
+    """True when any world is done: over the batch and, when bound, over a vmapped member axis."""
+    any_done = jnp.any(done)
+    if axis_name is None:
+        return any_done
+    try:
+        return jax.lax.pmax(any_done, axis_name)  # unbatched result: the cond stays a cond
+    except NameError:  # called outside the members vmap (e.g. one run, or a test)
+        return any_done
 
 
 class Batched(Wrapper):
@@ -121,9 +147,9 @@ class Batched(Wrapper):
         return jax.vmap(self.world.object_position)(state)
 
 
-def wrap_for_training(world, num_envs: int, episode_length: int | None = None):
-    """The standard stack the training loop uses."""
-    return Batched(AutoReset(TimeLimit(world, episode_length)), num_envs)
+def wrap_for_training(world, num_envs: int, episode_length: int | None = None, sync_axis: str | None = None):
+    """The standard stack the training loop uses; see ``AutoReset`` for ``sync_axis``."""
+    return AutoReset(Batched(TimeLimit(world, episode_length), num_envs), sync_axis)
 
 
 def wrap_for_eval(world, num_envs: int, episode_length: int | None = None):
