@@ -81,3 +81,25 @@ def test_bad_finetune_input_is_a_one_line_error(pretrained, extra, fragment, cap
 def test_missing_pretrained_directory(capsys):
     assert finetune.main(["pretrained=/no/such/run", "task=reach_top_left"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dmc_walker_pretrain_then_finetune(tmp_path):
+    """URLB on DMC end to end (and the walker family's short run): reward-free METRA pretraining
+    on dmc/walker_walk, then finetuning on walker's run task from the pretrained run."""
+    pretrained = tmp_path / "pretrained"
+    physics = ["world=dmc/walker_walk", "world.options.episode_length=20", "loop.prefill_steps=40"]
+    assert train.main(TINY + physics + [f"run_dir={pretrained}", "total_steps=160"]) == 0
+    for r in rows(pretrained):
+        assert np.isfinite(r["loss/critic"]) and np.isfinite(r["loss/phi"]) and r["eval/coverage"] >= 1
+    assert (pretrained / "checkpoints" / "4").is_dir()
+
+    run_dir = tmp_path / "ft"
+    args = [f"pretrained={pretrained}", "task=run", "total_steps=80", f"run_dir={run_dir}", "candidates=4", "progress=false"]
+    assert finetune.main(args) == 0
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["world"]["name"] == "dmc/walker_run" and cfg["algo"]["objective"]["name"] == "task"
+    returns = cfg["finetune"]["skill_returns"]
+    assert len(returns) == 4 and all(0.0 <= r <= 20.0 for r in returns)  # DMC rewards are in [0, 1] per step
+    last = rows(run_dir)[-1]
+    assert 0.0 <= last["eval/return"] <= 20.0 and 0.0 <= last["eval/return_random"] <= 20.0

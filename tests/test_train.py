@@ -196,11 +196,14 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cap
 
 
 @pytest.mark.slow
-def test_brax_ant_smoke_run(tmp_path):
-    """A few epochs of METRA on Brax Ant through the CLI: it trains, evaluates and checkpoints."""
-    run_dir = tmp_path / "ant"
+@pytest.mark.parametrize("world", ["brax/ant", "brax/humanoid", "dmc/quadruped_walk"])
+def test_physics_world_short_run(tmp_path, world):
+    """A few epochs of METRA on each physics family through the CLI: it trains, evaluates (task
+    return included) and checkpoints, with finite losses and rewards. (dmc/walker_walk's short run
+    is the pretraining half of tests/test_finetune.py::test_dmc_walker_pretrain_then_finetune.)"""
+    run_dir = tmp_path / "run"
     args = TINY + [
-        "world=brax/ant",
+        f"world={world}",
         f"run_dir={run_dir}",
         "world.options.episode_length=20",
         "loop.prefill_steps=40",
@@ -209,7 +212,9 @@ def test_brax_ant_smoke_run(tmp_path):
     assert train.main(args) == 0
     logged = rows(run_dir)
     assert [r["step"] for r in logged] == [80, 160]
-    assert all(np.isfinite(r["loss/critic"]) and r["eval/coverage"] >= 1 for r in logged)
+    for r in logged:
+        assert np.isfinite(r["loss/critic"]) and np.isfinite(r["loss/phi"]) and r["eval/coverage"] >= 1
+        assert np.isfinite(r["eval/return"]) and np.isfinite(r["eval/return_random"])
     assert (run_dir / "checkpoints" / "4").is_dir()
 
 
