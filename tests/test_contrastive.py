@@ -228,6 +228,22 @@ def test_cli_crl_and_sgcrl_with_vmapped_seeds(tmp_path):
 
 
 
+@pytest.mark.slow
+def test_crl_on_brax_ant_smoke_run(tmp_path):
+    """CRL on Brax Ant through the CLI: goals are the torso's xy (the observation's first two
+    entries), relabelled from Ant trajectories; it trains and evaluates goal reaching."""
+    from tests.test_train import TINY, rows
+
+    run = tmp_path / "ant"
+    args = ["algo=crl", "world=brax/ant", f"run_dir={run}", "total_steps=160", "world.options.episode_length=20", *TINY]
+    assert train.main(args + ["loop.prefill_steps=40"]) == 0
+    logged = rows(run)
+    assert [r["step"] for r in logged] == [80, 160]
+    for r in logged:
+        assert np.isfinite(r["loss/critic"]) and 0.0 <= r["crl/accuracy"] <= 1.0
+        assert 0.0 <= r["eval/goal_success"] <= 1.0 and np.isfinite(r["eval/goal_distance"])
+
+
 def test_sgcrl_without_a_goal_is_a_config_error(tmp_path, capsys):
     from tests.test_train import TINY
 
