@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-
-# XLA:CPU's multi-threaded Eigen pool can wedge: a jitted rollout of MJX physics with control flow
-# around it (the batch-level auto-reset cond) never finished here, CPUs idle, with 1024-wide policy
-# networks on dmc/quadruped_walk; with this flag it runs, and point-world training is as fast (an
-# epoch at 2x1024: 0.197 s with the pool, 0.200 s without). It must be set before JAX starts its
-# CPU backend, so importing ``worlds`` early is enough; a flag the user set themselves wins.
-# GPU and TPU backends ignore it.
-_EIGEN_FLAG = "--xla_cpu_multi_thread_eigen"
-if _EIGEN_FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_EIGEN_FLAG}=false".strip()
 
 from worlds.base import State, World, WorldSpec
 from worlds.dmc import DMC_WORLDS  # the table only: Playground and dm_control load when a world is built
