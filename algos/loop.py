@@ -35,6 +35,9 @@ class LoopConfig:
     buffer_size: int = 100_000
     prefill_steps: int = 2_000  # random-action steps collected before the first epoch
     eval_episodes: int = 48
+    # Reset worlds behind a lax.cond only on steps where an episode ends, instead of every step
+    # (much faster for worlds with costly resets, e.g. DMC); off by default, see worlds.wrappers.AutoReset.
+    conditional_reset: bool = False
 
     def validate(self):
         for name in ("num_envs", "rollout_length", "updates_per_epoch", "batch_size", "buffer_size", "eval_episodes"):
@@ -87,7 +90,9 @@ class Trainer:
     replay: Replay
 
     def __post_init__(self):
-        self.env = wrap_for_training(self.world, self.config.num_envs, sync_axis=MEMBER_AXIS)
+        self.env = wrap_for_training(
+            self.world, self.config.num_envs, sync_axis=MEMBER_AXIS, conditional_reset=self.config.conditional_reset
+        )
 
     # ---- state ---------------------------------------------------------------------------------
     def init(self, key) -> TrainState:

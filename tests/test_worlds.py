@@ -190,9 +190,10 @@ def test_termination_is_not_truncation(terminate_at, limit):
         assert float(state.info["truncation"]) == 0.0
 
 
-def test_auto_reset_starts_fresh_episodes():
+@pytest.mark.parametrize("conditional", [False, True], ids=["select", "cond"])
+def test_auto_reset_starts_fresh_episodes(conditional):
     length, n_episodes = 3, 5
-    env = AutoReset(TimeLimit(PointWorld(start_noise=1.0), episode_length=length))
+    env = AutoReset(TimeLimit(PointWorld(start_noise=1.0), episode_length=length), conditional=conditional)
     state = env.reset(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     action = jnp.array([0.5, -0.25])  # moves by (0.1, -0.05) per step
@@ -218,8 +219,9 @@ def test_auto_reset_starts_fresh_episodes():
     assert np.all(dists[~np.eye(len(starts), dtype=bool)] > 1e-3)
 
 
-def test_auto_reset_passes_through_termination():
-    env = AutoReset(TimeLimit(TerminatingWorld(2), episode_length=10))
+@pytest.mark.parametrize("conditional", [False, True], ids=["select", "cond"])
+def test_auto_reset_passes_through_termination(conditional):
+    env = AutoReset(TimeLimit(TerminatingWorld(2), episode_length=10), conditional=conditional)
     state = env.reset(jax.random.PRNGKey(0))
     first = np.asarray(state.obs)
     state = env.step(state, jnp.ones(2))
@@ -243,10 +245,10 @@ class _CountingResets(PointWorld):
         return super().reset(key)
 
 
-def test_auto_reset_runs_reset_only_when_an_episode_ends():
+def test_conditional_auto_reset_runs_reset_only_when_an_episode_ends():
     length, steps, n = 4, 12, 3
     counter = []
-    env = wrap_for_training(_CountingResets(counter, episode_length=length), n)
+    env = wrap_for_training(_CountingResets(counter, episode_length=length), n, conditional_reset=True)
 
     def rollout(key):
         step = lambda s, _: (env.step(s, jnp.full((n, 2), 0.1)), None)
@@ -260,10 +262,10 @@ def test_auto_reset_runs_reset_only_when_an_episode_ends():
 
 
 @pytest.mark.parametrize("sync_axis,stays_cond", [("members", True), (None, False)])
-def test_auto_reset_stays_a_cond_under_a_members_vmap(sync_axis, stays_cond):
+def test_conditional_auto_reset_stays_a_cond_under_a_members_vmap(sync_axis, stays_cond):
     """Under vmap a cond on a batched predicate becomes a select that resets on every step (219x
     slower on dmc/cheetah_run); reducing the predicate over the member axis keeps the cond."""
-    env = wrap_for_training(PointWorld(episode_length=4), 3, sync_axis=sync_axis)
+    env = wrap_for_training(PointWorld(episode_length=4), 3, sync_axis=sync_axis, conditional_reset=True)
     step = lambda s: env.step(s, jnp.zeros((3, 2)))
     states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
     jaxpr = str(jax.make_jaxpr(jax.vmap(step, axis_name="members"))(states))
