@@ -83,9 +83,10 @@ class AutoReset(Wrapper):
     done (dmc/cheetah_run: 51,776 steps/s). Under ``vmap`` a cond with a batched predicate becomes
     a select that runs both branches, so when the caller vmaps over run members with
     ``axis_name=sync_axis`` the predicate is reduced over that axis and stays a real cond.
-    It is off by default because on XLA:CPU (jax 0.10.2) the cond variant wedged, CPUs idle and
-    the result never ready, in 3 of 3 dmc/quadruped_walk epochs with 64 worlds and 2x1024
-    networks (once even with ``--xla_cpu_multi_thread_eigen=false``); the select variant ran.
+    It is off by default until an XLA:CPU (jax 0.10.2) wedge is understood: jitted
+    dmc/quadruped_walk programs with 64 worlds sometimes never finish, CPUs idle. With the cond
+    that happened in 4 of 4 tries (once with ``--xla_cpu_multi_thread_eigen=false``), with the
+    select in 1 of 4 (a 10k-step random-action prefill); small test-sized programs never wedged.
     """
 
     def __init__(self, world, sync_axis: str | None = None, conditional: bool = False):
