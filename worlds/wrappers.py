@@ -85,8 +85,10 @@ class AutoReset(Wrapper):
     ``axis_name=sync_axis`` the predicate is reduced over that axis and stays a real cond.
     It is off by default until an XLA:CPU (jax 0.10.2) wedge is understood: jitted
     dmc/quadruped_walk programs with 64 worlds sometimes never finish, CPUs idle. With the cond
-    that happened in 4 of 4 tries (once with ``--xla_cpu_multi_thread_eigen=false``), with the
-    select in 1 of 4 (a 10k-step random-action prefill); small test-sized programs never wedged.
+    that happened in 4 of 6 tries (the 2 that finished ran with XLA flags: Eigen's thread pool
+    off, or the concurrency-optimised scheduler off; a third try with Eigen's pool off still
+    wedged), with the select in 1 of 4 (a 10k-step random-action prefill); small test-sized
+    programs never wedged.
     """
 
     def __init__(self, world, sync_axis: str | None = None, conditional: bool = False):
