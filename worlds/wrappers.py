@@ -87,7 +87,7 @@ class AutoReset(Wrapper):
     dmc/quadruped_walk programs with 64 worlds sometimes never finish, CPUs idle. With the cond
     that happened in 4 of 6 tries (the 2 that finished ran with XLA flags: Eigen's thread pool
     off, or the concurrency-optimised scheduler off; a third try with Eigen's pool off still
-    wedged), with the select in 1 of 4 (a 10k-step random-action prefill); small test-sized
+    wedged), with the select in 2 of 5 (both in a 10k-step random-action prefill); small test-sized
     programs never wedged.
     """
 
