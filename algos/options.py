@@ -20,6 +20,13 @@ def with_learning_rate(opt_state, value):
     return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
 
 
+def traced_hparams(config, traced) -> dict:
+    """The ``traced`` config fields as f32 leaves: the params' ``hparams`` dict a sweep may vary."""
+    import jax.numpy as jnp
+
+    return {name: jnp.asarray(getattr(config, name), jnp.float32) for name in traced}
+
+
 def actor_critic_sweepable(learn_alpha: bool, traced) -> dict:
     """Sweep setters shared by actor-critic learners whose params hold ``actor_opt``,
     ``critic_opt``, ``alpha_opt`` and an ``hparams`` dict of the ``traced`` names."""

@@ -19,7 +19,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP, CriticEnsemble
-from algos.options import actor_critic_sweepable
+from algos.options import actor_critic_sweepable, traced_hparams
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -90,7 +90,7 @@ class SAC:
             actor_opt=self.actor_tx.init(actor),
             critic_opt=self.critic_tx.init(critic),
             alpha_opt=self.alpha_tx.init(log_alpha),
-            hparams={name: jnp.asarray(getattr(self.config, name), jnp.float32) for name in TRACED},
+            hparams=traced_hparams(self.config, TRACED),
         )
 
     def sweepable(self) -> dict:
