@@ -3,6 +3,8 @@ and the SLURM (submitit) launcher config, composed but never submitted."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -38,7 +40,16 @@ def test_basic_launcher_runs_each_combination_in_its_own_run_dir(tmp_path):
 
 
 def test_a_bad_job_in_a_multirun_is_one_error_line_and_a_nonzero_exit(tmp_path, capsys):
-    code = train.main(["-m", "algo=metra,lsd", "total_steps=1001", f"hydra.sweep.dir={tmp_path}"])
+    # A handler that existed before the multirun (a notebook's, absl's): Hydra must leave it alone.
+    stream, logger = io.StringIO(), logging.getLogger("skillax.test_multirun")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        code = train.main(["-m", "algo=metra,lsd", "total_steps=1001", f"hydra.sweep.dir={tmp_path}"])
+        logger.warning("still here")
+    finally:
+        logger.removeHandler(handler)
+    assert not stream.closed and stream.getvalue() == "still here\n" and not logger.disabled
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     # Hydra names the failed job, then the job's own one-line message; no traceback.
