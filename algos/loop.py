@@ -36,8 +36,8 @@ class LoopConfig:
     prefill_steps: int = 2_000  # random-action steps collected before the first epoch
     eval_episodes: int = 48
     # Reset worlds behind a lax.cond only on steps where an episode ends, instead of every step
-    # (much faster for worlds with costly resets, e.g. DMC); off by default, see worlds.wrappers.AutoReset.
-    conditional_reset: bool = False
+    # (much faster for worlds with costly resets, e.g. DMC); see worlds.wrappers.AutoReset.
+    conditional_reset: bool = True
 
     def validate(self):
         for name in ("num_envs", "rollout_length", "updates_per_epoch", "batch_size", "buffer_size", "eval_episodes"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from worlds import xla_cpu
 from worlds.base import State, WorldSpec, strong_types
 
 # name -> (brax env name, number of position coordinates used for coverage, default kwargs)
@@ -35,6 +36,7 @@ class BraxWorld:
 
         if name not in BRAX_WORLDS:
             raise ValueError(f"unknown brax world {name!r}; known: {sorted(BRAX_WORLDS)}")
+        xla_cpu.install()  # MJX's batched Cholesky would deadlock XLA:CPU (worlds/xla_cpu.py)
         env_name, self._n_pos, defaults = BRAX_WORLDS[name]
         self.env = envs.get_environment(env_name, backend=backend, **{**defaults, **kwargs})
         self._spec = WorldSpec(

@@ -63,6 +63,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from worlds import xla_cpu
 from worlds.base import State, WorldSpec, strong_types
 
 
@@ -159,6 +160,7 @@ class DMCWorld:
     ):
         if name not in DMC_WORLDS:
             raise ValueError(f"unknown dmc world {name!r}; known: {sorted(DMC_WORLDS)}")
+        xla_cpu.install()  # MJX's batched Cholesky would deadlock XLA:CPU (worlds/xla_cpu.py)
         self.name = name
         self.entry = entry = DMC_WORLDS[name]
         if entry.source == "playground":

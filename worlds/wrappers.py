@@ -76,22 +76,16 @@ class AutoReset(Wrapper):
 
     Put it *outside* ``Batched`` (``wrap_for_training`` does), so one reset serves the batch.
 
-    ``conditional=False`` (default) computes a fresh batch reset on every step and selects it
+    ``conditional=True`` (default) runs the reset under a ``lax.cond`` only on steps where some
+    world is done (dmc/cheetah_run: 51,776 env steps/s with 16 worlds). Under ``vmap`` a cond with
+    a batched predicate becomes a select that runs both branches, so when the caller vmaps over
+    run members with ``axis_name=sync_axis`` the predicate is reduced over that axis and stays a
+    real cond. ``conditional=False`` computes a fresh batch reset on every step and selects it
     where a world is done: no control flow, but a reset per step (25% of Ant's env-only time;
-    dmc/cheetah_run's reset runs 200 settling steps: 369 env steps/s with 16 worlds).
-    ``conditional=True`` runs the reset under a ``lax.cond`` only on steps where some world is
-    done (dmc/cheetah_run: 51,776 steps/s). Under ``vmap`` a cond with a batched predicate becomes
-    a select that runs both branches, so when the caller vmaps over run members with
-    ``axis_name=sync_axis`` the predicate is reduced over that axis and stays a real cond.
-    It is off by default until an XLA:CPU (jax 0.10.2) wedge is understood: jitted
-    dmc/quadruped_walk programs with 64 worlds sometimes never finish, CPUs idle. With the cond
-    that happened in 4 of 6 tries (the 2 that finished ran with XLA flags: Eigen's thread pool
-    off, or the concurrency-optimised scheduler off; a third try with Eigen's pool off still
-    wedged), with the select in 2 of 5 (both in a 10k-step random-action prefill); small test-sized
-    programs never wedged.
+    dmc/cheetah_run's reset runs 200 settling steps: 369 env steps/s).
     """
 
-    def __init__(self, world, sync_axis: str | None = None, conditional: bool = False):
+    def __init__(self, world, sync_axis: str | None = None, conditional: bool = True):
         super().__init__(world)
         self.sync_axis = sync_axis
         self.conditional = conditional
@@ -161,7 +155,7 @@ class Batched(Wrapper):
 
 
 def wrap_for_training(
-    world, num_envs: int, episode_length: int | None = None, sync_axis: str | None = None, conditional_reset: bool = False
+    world, num_envs: int, episode_length: int | None = None, sync_axis: str | None = None, conditional_reset: bool = True
 ):
     """The standard stack the training loop uses; see ``AutoReset`` for the last two options."""
     return AutoReset(Batched(TimeLimit(world, episode_length), num_envs), sync_axis, conditional_reset)
