@@ -304,28 +304,31 @@ def test_random_actions_barely_move_the_block_but_pushing_does():
 
 @pytest.mark.slow
 def test_short_csd_run_moves_the_block_more_than_random_actions(tmp_path):
-    """CSD's signature on point_block: 80k steps (3 vmapped seeds, the world's default loop) and
+    """CSD's signature on point_block: 60k steps (3 vmapped seeds, the world's default loop) and
     the block visits more cells under the learned skills than under random actions.
 
-    CSD with its reference fixed alpha 0.03 barely explores here (1-6 block cells, random 3-4);
-    a learned alpha starting at 0.3 does (final block cells 9, 7, 1 against random 4; METRA under
-    the same protocol: 1, 1, 2). Seeds vary a lot, so the test asserts on the mean over seeds."""
+    A single evaluation is noisy (one seed's final count went 9 -> 4 between 60k and 80k), so each
+    seed is scored by its block coverage averaged over the run's evaluations (20k, 40k, 60k), the
+    random-action baseline likewise. Measured here: 9, 9.3 and 1 block cells against random 3.7
+    (at 80k: 4, 8, 1; a 6-seed run at 60k: 6, 8, 1, 8, 7, 9 against 4). CSD with its reference
+    fixed alpha 0.03 barely explores here (1-6 block cells), nor does METRA (1, 1, 2); a learned
+    alpha starting at 0.3 does. One seed in three never reaches the block: the margin is CSD's,
+    but not every seed finds it."""
     import json
 
     from experiments import train
 
     run_dir = tmp_path / "csd"
     args = [
-        "algo=csd", "world=point_block", f"run_dir={run_dir}", "total_steps=80000", "num_seeds=3",
+        "algo=csd", "world=point_block", f"run_dir={run_dir}", "total_steps=60000", "num_seeds=3",
         "eval_every=25", "progress=false", "plots=false", "tensorboard=false",
         "algo.learner.learn_alpha=true", "algo.learner.init_alpha=0.3",
     ]  # fmt: skip
     assert train.main(args) == 0
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in rows if r["step"] == 80000]
-    assert len(final) == 3
-    block_cells = [r["eval/object_coverage"] for r in final]
-    random_cells = final[0]["eval/object_coverage_random"]
-    print(f"block cells per seed {block_cells}, random actions {random_cells}")
-    assert np.mean(block_cells) > random_cells, (block_cells, random_cells)
+    assert sorted({r["step"] for r in rows}) == [20000, 40000, 60000] and len(rows) == 9
+    block_cells = [np.mean([r["eval/object_coverage"] for r in rows if r["seed"] == s]) for s in range(3)]
+    random_cells = np.mean([r["eval/object_coverage_random"] for r in rows])
+    print(f"block cells per seed, mean over evaluations {block_cells}, random actions {random_cells}")
+    assert np.mean(block_cells) > 1.5 * random_cells, (block_cells, random_cells)
     assert sum(c > random_cells for c in block_cells) >= 2, (block_cells, random_cells)
