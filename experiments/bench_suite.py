@@ -4,7 +4,8 @@
   (both after compile), and the same 8-member program on 1 vs 2 simulated CPU devices (the
   2-device run is a subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``, the
   member axis sharded with ``experiments.sweep.member_sharding`` as ``train`` does).
-- ``algos``: the single-config bench for every algo config on ``point``, plus CRL on ``brax/ant``.
+- ``algos``: the single-config bench for every algo config on ``point`` (``ALGO_WORLDS`` for the
+  algorithms that need another world), plus CRL on ``brax/ant``.
 - ``dmc``: env-only and training steps/s and compile seconds of the MJX DMC worlds, against
   dm_control's MuJoCo C stepping one world on one thread in the same process.
 """
@@ -22,6 +23,9 @@ SEEDS = 8  # members of the vmapped program
 SEEDS_EPOCHS = 5  # epochs per timed call (one ``trainer.run`` scan)
 SEEDS_DEFAULTS = ["world=point", "algo=metra"]
 EXTRA_RUNS = (("crl", "brax/ant"),)  # (algo, world) pairs benched after the point suite
+# Algorithms that cannot run on plain ``point`` (sgcrl needs the world's single hard goal) are
+# benched on this world instead, keyed ``algo@world``.
+ALGO_WORLDS = {"sgcrl": "point_maze_u"}
 DMC_WORLDS = ("dmc/walker_walk", "dmc/quadruped_walk")
 MUJOCO_C_STEPS = 2000  # control steps of the dm_control probe
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
@@ -188,7 +192,10 @@ def algos_bench(overrides: list[str], reps: int, cache_dir=None, extra_runs=None
     load_start = os.getloadavg()
     names = algo_names()
     out: dict = {}
-    runs = [(name, "point", name) for name in names]
+    runs = []
+    for name in names:
+        world = ALGO_WORLDS.get(name, "point")
+        runs.append((name, world, name if world == "point" else f"{name}@{world}"))
     notes = []
     for algo, world in EXTRA_RUNS if extra_runs is None else extra_runs:
         if algo in names:
@@ -200,6 +207,7 @@ def algos_bench(overrides: list[str], reps: int, cache_dir=None, extra_runs=None
         try:
             built = bench._build(with_defaults(overrides, [f"world={world}", f"algo={algo}"]))
             out[key] = bench.bench(*built, reps=reps, cache_dir=cache_dir)
+            out[key]["config"]["world_config"] = world  # the config group (world.spec.name may be shared)
         except Exception as e:  # noqa: BLE001 - one broken algo must not hide the others' figures
             out[key] = {"error": _first_line(e)}
     out["_suite"] = {"algos": names, "notes": notes, "load_avg_1min": {"start": load_start[0], "end": os.getloadavg()[0]}}

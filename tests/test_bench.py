@@ -140,17 +140,18 @@ def test_seeds_suite_two_devices_in_a_subprocess():
 
 
 def test_algos_suite(monkeypatch, tiny_reference, tmp_path):
-    monkeypatch.setattr(bench_suite, "algo_names", lambda: ["diayn", "nope"])
+    monkeypatch.setattr(bench_suite, "algo_names", lambda: ["diayn", "nope", "sgcrl"])
     monkeypatch.setattr(bench_suite, "EXTRA_RUNS", (("diayn", "point_block"), ("absent", "brax/ant")))
+    monkeypatch.setattr(bench_suite, "ALGO_WORLDS", {"sgcrl": "point_maze_u"})
     out = tmp_path / "algos.json"
     results = bench.main(["suite=algos", "reps=1", f"out={out}", *TINY_OVERRIDES])
 
-    assert set(results) == {"diayn", "nope", "diayn@point_block", "_suite"}
-    for name, world in (("diayn", "point"), ("diayn@point_block", "point_block")):
+    assert set(results) == {"diayn", "nope", "sgcrl@point_maze_u", "diayn@point_block", "_suite"}
+    for name, world in (("diayn", "point"), ("diayn@point_block", "point_block"), ("sgcrl@point_maze_u", "point_maze_u")):
         figures = results[name]
         _positive(figures, bench.CONTRACT_KEYS)
         assert figures["loop_overhead"] == pytest.approx(figures["epoch_s"] / (figures["rollout_s"] + figures["updates_s"]))
-        assert figures["config"]["world"] == world and figures["config"]["algo"] == name.split("@")[0]
+        assert figures["config"]["world_config"] == world and figures["config"]["algo"] == name.split("@")[0]
     assert "error" in results["nope"]  # a broken algo is reported, the suite goes on
     assert any("absent@brax/ant skipped" in note for note in results["_suite"]["notes"])
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
