@@ -127,6 +127,26 @@ def test_u_maze_agent_cannot_leave_through_the_bottom():
     assert x > 1.0  # but it slid sideways
 
 
+def test_substeps_move_a_whole_corridor_per_step_without_tunnelling():
+    """max_speed 2 across a 1-thick wall needs substeps: each of the 4 quarter moves is checked, so
+    the agent stops at the wall (and slides along it) instead of jumping through."""
+    with pytest.raises(ValueError, match="raise substeps"):
+        PointWorld(maze="u", max_speed=2.0)
+    world = PointWorld(maze="u", max_speed=2.0, substeps=4)
+    # Straight down from y = -3.9: quarter moves reach -4.4, -4.9; the next (-5.4) is inside the wall.
+    nxt = world.step(_at(world, [0.0, -3.9]), jnp.array([0.0, -1.0]))
+    np.testing.assert_allclose(np.asarray(nxt.obs), [0.0, -4.9], rtol=1e-6)
+    # Diagonally: two full quarter moves, then two that keep only their x part along the wall.
+    nxt = world.step(_at(world, [0.0, -3.9]), jnp.array([1.0, -1.0]))
+    np.testing.assert_allclose(np.asarray(nxt.obs), [2.0, -4.9], rtol=1e-6)
+    # In free space the substeps add up to one full move.
+    nxt = world.step(_at(world, [0.0, 0.0]), jnp.array([0.5, 1.0]))
+    np.testing.assert_allclose(np.asarray(nxt.obs), [1.0, 2.0], rtol=1e-6)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="substeps"):
+            PointWorld(substeps=bad)
+
+
 def test_point_bad_options():
     with pytest.raises(ValueError, match="maze"):
         PointWorld(maze="nope")

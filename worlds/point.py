@@ -3,7 +3,9 @@
 The cheapest world where skill discovery shows: the observation is the agent's xy, an action is
 a velocity in [-1, 1]^2 scaled by ``max_speed``, and the arena is a box of half-width
 ``arena_size``. Optional axis-aligned walls make mazes; the agent slides along a wall by keeping
-whichever single-axis part of its move stays free.
+whichever single-axis part of its move stays free. A step may be split into ``substeps`` equal
+moves, each checked against the walls, so that an agent may cross a whole corridor per step (the
+SGCRL point mazes move one cell per step, with ten collision substeps) without tunnelling.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class PointWorld:
     goal_radius: float = 7.0
     goal_threshold: float = 1.0
     task: str = "none"
+    substeps: int = 1  # collision checks per step: each checks a 1/substeps share of the move
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -65,10 +68,15 @@ class PointWorld:
             raise ValueError(f"unknown maze {self.maze!r}; known: {sorted(MAZES)}")
         if self.arena_size <= 0 or self.max_speed <= 0 or self.episode_length <= 0:
             raise ValueError("point world needs arena_size, max_speed and episode_length > 0")
+        if not isinstance(self.substeps, int) or self.substeps < 1:
+            raise ValueError(f"substeps must be a positive integer, got {self.substeps!r}")
         walls = MAZES[self.maze]
         thinnest = min((min(x1 - x0, y1 - y0) for x0, y0, x1, y1 in walls), default=float("inf"))
-        if self.max_speed >= thinnest:  # walls are checked at the target point only
-            raise ValueError(f"max_speed ({self.max_speed}) must be below the thinnest wall ({thinnest}) or the agent tunnels")
+        if self.max_speed / self.substeps >= thinnest:  # walls are checked at each substep's end point only
+            raise ValueError(
+                f"max_speed / substeps ({self.max_speed} / {self.substeps}) must be below the thinnest wall "
+                f"({thinnest}) or the agent tunnels; raise substeps"
+            )
 
     @property
     def spec(self) -> WorldSpec:
@@ -100,19 +108,23 @@ class PointWorld:
         return strong_types(state)
 
     def step(self, state: State, action: jax.Array) -> State:
-        pos = state.physics
-        move = self.max_speed * jnp.clip(action, -1.0, 1.0)
+        move = self.max_speed * jnp.clip(action, -1.0, 1.0) / self.substeps
+        new = state.physics
+        for _ in range(self.substeps):  # a few unrolled substeps: cheaper than a loop on every backend
+            new = self._slide(new, move)
+        return state.replace(obs=new, physics=new, reward=self.task_reward(new))
+
+    def _slide(self, pos: jax.Array, move: jax.Array) -> jax.Array:
+        """One collision-checked move: the full move, else its x part, else its y part, else stay."""
         target = pos + move
         only_x = pos + move * jnp.array([1.0, 0.0])
         only_y = pos + move * jnp.array([0.0, 1.0])
-        # Prefer the full move, then sliding along x, then along y, else stay put.
         new = jnp.where(
             self._free(target),
             target,
             jnp.where(self._free(only_x), only_x, jnp.where(self._free(only_y), only_y, pos)),
         )
-        new = jnp.clip(new, -self.arena_size, self.arena_size)
-        return state.replace(obs=new, physics=new, reward=self.task_reward(new))
+        return jnp.clip(new, -self.arena_size, self.arena_size)
 
     def task_reward(self, pos: jax.Array) -> jax.Array:
         target = TASKS[self.task]
