@@ -35,6 +35,13 @@ def goal_metrics(final_positions, goals, threshold: float) -> tuple[float, float
     return float(np.mean(distance < threshold)), float(np.mean(distance))
 
 
+def goals_reached(trajectories, goals, threshold: float) -> np.ndarray:
+    """Per goal: did its episode come within ``threshold`` of it at any step? [T+1, G, P] -> [G].
+    SGCRL's success (its reward is 1 at every step near g*); an agent that passes g* counts."""
+    distance = np.linalg.norm(np.asarray(trajectories) - np.asarray(goals), axis=-1)
+    return distance.min(0) < threshold
+
+
 class Evaluator:
     """Jitted eval rollouts of a trainer's policies, vmapped over seeds; metrics on the host."""
 
@@ -67,6 +74,7 @@ class Evaluator:
             reached = self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(True))[0]
             success, distance = goal_metrics(reached[-1], self.goals, self.threshold)
             baseline.update({"eval/goal_success_random": success, "eval/goal_distance_random": distance})
+            baseline["eval/goal_reached_random"] = float(np.mean(goals_reached(reached, self.goals, self.threshold)))
             goal_trajectories = np.asarray(self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(False)))
         rows = []
         for s in range(np.asarray(skills).shape[0]):
@@ -79,6 +87,7 @@ class Evaluator:
             if self.has_goals:
                 success, distance = goal_metrics(goal_trajectories[s, -1], self.goals, self.threshold)
                 row.update({"eval/goal_success": success, "eval/goal_distance": distance})
+                row["eval/goal_reached"] = float(np.mean(goals_reached(goal_trajectories[s], self.goals, self.threshold)))
             rows.append({**row, **baseline})
         return rows, np.asarray(trajectories["position"]), np.asarray(skills)
 

@@ -227,7 +227,7 @@ def test_evaluate_cli_reproduces_the_training_evaluation(tmp_path, capsys):
     evaluated = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
     trained = {r["epoch"]: r for r in rows(tmp_path)}
     for row in evaluated:
-        for key in ("eval/coverage", "eval/coverage_random", "eval/goal_success", "eval/goal_distance"):
+        for key in ("eval/coverage", "eval/coverage_random", "eval/goal_success", "eval/goal_distance", "eval/goal_reached"):
             assert row[key] == trained[row["epoch"]][key], key
     assert [r["epoch"] for r in evaluated] == [4, 2]
     assert (tmp_path / "plots" / "skills_0000000080.png").is_file()

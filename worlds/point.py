@@ -22,6 +22,10 @@ MAZES = {
     "open": (),
     # A U-shaped obstacle: the agent starts inside the U and must leave through its open top.
     "u": ((-6.0, -6.0, 6.0, -5.0), (-6.0, -6.0, -5.0, 4.0), (5.0, -6.0, 6.0, 4.0)),
+    # One wall across the way, 2.5 ahead of the start: the single goal (0, 6) is straight behind
+    # it, so a policy that heads straight for the goal stays stuck at the wall; ~11 of path round
+    # an end. The smallest detour (cf. the SGCRL paper's Wall11x11).
+    "wall": ((-4.0, 2.5, 4.0, 3.5),),
     # A square spiral around the start: out of the inner cell to the right, then up, left, down
     # and right again along corridors 2 wide, leaving into the outer ring at the bottom right.
     # Hard single goal (SGCRL-style, cf. point_Spiral11x11): the top-right corner, (8, 8).
