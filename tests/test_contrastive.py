@@ -271,7 +271,7 @@ def _reached(positions, goal):
 
 
 def _sgcrl_success_curve(world, goal, critic, evaluations, epochs_per_evaluation, seeds=3, buffer_size=40_000):
-    """Train SGCRL (4000 env steps per epoch: 8 worlds x 50 steps, 50 updates of 64x64 nets) on
+    """Train SGCRL (epochs of 8 worlds x 50 steps = 400 env steps and 50 updates of 64x64 nets) on
     ``world`` with the single goal ``goal``, vmapped over seeds, with no reward. After every
     ``epochs_per_evaluation`` epochs, one deterministic g*-conditioned episode per seed.
     Returns (reached [evaluations, seeds], success of 256 uniformly random episodes)."""
@@ -323,8 +323,7 @@ def test_single_goal_crl_goes_round_a_wall_to_its_goal():
     )
     print(f"seeds reaching g* per 20k env steps/seed: {reached.sum(1).tolist()}; random success: {random_success}")
     assert random_success == 0.0
-    assert reached.sum() >= 3, reached  # g*-episodes at 3 of the 40 evaluations, at least
-    assert reached.any(0).sum() >= 1
+    assert reached.sum() >= 3, reached  # g*-episodes reach it at 3 of the 40 evaluations, at least
 
 
 @pytest.mark.slow
