@@ -71,10 +71,10 @@ class Evaluator:
             baseline["eval/object_coverage_random"] = coverage(random_trajectories["object"], self.cell)
         if self.has_goals:
             goals = jnp.asarray(self.goals)
-            reached = self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(True))[0]
-            success, distance = goal_metrics(reached[-1], self.goals, self.threshold)
-            baseline.update({"eval/goal_success_random": success, "eval/goal_distance_random": distance})
-            baseline["eval/goal_reached_random"] = float(np.mean(goals_reached(reached, self.goals, self.threshold)))
+            random_goal_trajectories = self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(True))[0]
+            success, distance = goal_metrics(random_goal_trajectories[-1], self.goals, self.threshold)
+            reached = float(np.mean(goals_reached(random_goal_trajectories, self.goals, self.threshold)))
+            baseline.update({"eval/goal_success_random": success, "eval/goal_distance_random": distance, "eval/goal_reached_random": reached})
             goal_trajectories = np.asarray(self._goal_rollouts(state.learner, state.objective, key, goals, jnp.bool_(False)))
         rows = []
         for s in range(np.asarray(skills).shape[0]):

@@ -22,6 +22,12 @@ def _at(world, xy) -> State:
     return state.replace(obs=pos, physics=pos)
 
 
+def _assert_step(world, start, action, expected):
+    """One step of ``world`` from ``start`` with ``action`` ends at ``expected``."""
+    nxt = world.step(_at(world, start), jnp.array(action))
+    np.testing.assert_allclose(np.asarray(nxt.obs), expected, rtol=1e-6)
+
+
 def _types(tree):
     return jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), tree)
 
@@ -81,14 +87,12 @@ def test_point_velocity_scaling_and_action_clip():
     np.testing.assert_allclose(np.asarray(nxt.obs), [1.0 + 0.2 * 0.5, 2.0 - 0.2], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(world.position(nxt)), np.asarray(nxt.obs))
     world = PointWorld(max_speed=0.7)
-    nxt = world.step(_at(world, [0.0, 0.0]), jnp.array([1.0, 0.25]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.7, 0.175], rtol=1e-6)
+    _assert_step(world, [0.0, 0.0], [1.0, 0.25], [0.7, 0.175])
 
 
 def test_point_arena_is_bounded():
     world = PointWorld(arena_size=10.0, max_speed=0.2)
-    nxt = world.step(_at(world, [9.95, -9.9]), jnp.array([1.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [10.0, -10.0], rtol=1e-6)
+    _assert_step(world, [9.95, -9.9], [1.0, -1.0], [10.0, -10.0])
     state = _at(world, [0.0, 0.0])
     step = jax.jit(world.step)
     for _ in range(80):  # 16 units of travel in a box of half-width 10
@@ -99,21 +103,16 @@ def test_point_arena_is_bounded():
 def test_u_maze_walls_block_and_slide():
     world = PointWorld(maze="u", max_speed=0.2)
     # Straight down into the bottom wall (y in [-6, -5]): blocked, stays put.
-    nxt = world.step(_at(world, [0.0, -4.9]), jnp.array([0.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.0, -4.9], rtol=1e-6)
+    _assert_step(world, [0.0, -4.9], [0.0, -1.0], [0.0, -4.9])
     # Diagonally into the bottom wall: slides along x.
-    nxt = world.step(_at(world, [0.0, -4.9]), jnp.array([1.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.2, -4.9], rtol=1e-6)
+    _assert_step(world, [0.0, -4.9], [1.0, -1.0], [0.2, -4.9])
     # Diagonally into the right wall (x in [5, 6]): slides along y.
-    nxt = world.step(_at(world, [4.9, 0.0]), jnp.array([1.0, 1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [4.9, 0.2], rtol=1e-6)
+    _assert_step(world, [4.9, 0.0], [1.0, 1.0], [4.9, 0.2])
     # Free space inside the U: the full move.
-    nxt = world.step(_at(world, [0.0, 0.0]), jnp.array([1.0, 1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.2, 0.2], rtol=1e-6)
+    _assert_step(world, [0.0, 0.0], [1.0, 1.0], [0.2, 0.2])
     # The open maze lets the same move into the wall's area through.
     open_world = PointWorld(maze="open", max_speed=0.2)
-    nxt = open_world.step(_at(open_world, [0.0, -4.9]), jnp.array([0.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.0, -5.1], rtol=1e-6)
+    _assert_step(open_world, [0.0, -4.9], [0.0, -1.0], [0.0, -5.1])
 
 
 def test_u_maze_agent_cannot_leave_through_the_bottom():
@@ -134,14 +133,11 @@ def test_substeps_move_a_whole_corridor_per_step_without_tunnelling():
         PointWorld(maze="u", max_speed=2.0)
     world = PointWorld(maze="u", max_speed=2.0, substeps=4)
     # Straight down from y = -3.9: quarter moves reach -4.4, -4.9; the next (-5.4) is inside the wall.
-    nxt = world.step(_at(world, [0.0, -3.9]), jnp.array([0.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [0.0, -4.9], rtol=1e-6)
+    _assert_step(world, [0.0, -3.9], [0.0, -1.0], [0.0, -4.9])
     # Diagonally: two full quarter moves, then two that keep only their x part along the wall.
-    nxt = world.step(_at(world, [0.0, -3.9]), jnp.array([1.0, -1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [2.0, -4.9], rtol=1e-6)
+    _assert_step(world, [0.0, -3.9], [1.0, -1.0], [2.0, -4.9])
     # In free space the substeps add up to one full move.
-    nxt = world.step(_at(world, [0.0, 0.0]), jnp.array([0.5, 1.0]))
-    np.testing.assert_allclose(np.asarray(nxt.obs), [1.0, 2.0], rtol=1e-6)
+    _assert_step(world, [0.0, 0.0], [0.5, 1.0], [1.0, 2.0])
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match="substeps"):
             PointWorld(substeps=bad)
