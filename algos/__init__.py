@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from algos.contrastive import CRL, CRLConfig
-from algos.options import from_options
+from algos.crl import CRL, CRLConfig
+from algos.hparams import from_options
 from algos.sac import SAC, SACConfig
 
 # name -> (learner class, its config dataclass)

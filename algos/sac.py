@@ -19,7 +19,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP, CriticEnsemble
-from algos.options import actor_critic_sweepable, traced_hparams
+from algos.hparams import actor_critic_sweepable, traced_hparams
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

@@ -45,7 +45,7 @@ def load_trainer(run_dir, checkpoint: int | None = None):
 
 
 def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
-    from experiments.evaluation import Evaluator, save_skill_figure
+    from experiments.eval_protocol import Evaluator, save_skill_figure
     from experiments.logger import RunLogger
 
     trainer, state, epoch, cfg = load_trainer(run_dir, checkpoint)

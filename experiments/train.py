@@ -93,7 +93,7 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
     from tqdm import tqdm
 
     from algos.loop import make_train
-    from experiments.evaluation import Evaluator, log_skill_video, save_skill_figure
+    from experiments.eval_protocol import Evaluator, log_skill_video, save_skill_figure
     from experiments.logger import RunLogger
     from experiments.runtime import enable_compilation_cache
 

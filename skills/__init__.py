@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from algos.options import from_options
+from algos.hparams import from_options
 from skills.base import OneHotPrior, SkillObjective, UniformBoxPrior, UnitSpherePrior, make_prior
 from skills.cic import CIC, CICConfig
-from skills.contrastive import GoalConfig, GoalSkills, SingleGoalConfig
+from skills.goals import GoalConfig, GoalSkills, SingleGoalConfig
 from skills.dads import DADS, DADSConfig
 from skills.diayn import DIAYN, DIAYNConfig
 from skills.task import TaskConfig, TaskReward

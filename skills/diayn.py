@@ -24,7 +24,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP
-from algos.options import with_learning_rate
+from algos.hparams import with_learning_rate
 from skills.base import OneHotPrior
 
 

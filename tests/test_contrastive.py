@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from algos.contrastive import CRL, CRLConfig, contrastive_loss, energy_matrix, energy_pairs
+from algos.crl import CRL, CRLConfig, contrastive_loss, energy_matrix, energy_pairs
 from algos.loop import LoopConfig, make_train
 from algos.trajectory_buffer import TrajectoryReplay, geometric_offsets
 from experiments import train
-from experiments.evaluation import goals_reached
-from skills.contrastive import GoalConfig, GoalSkills, SingleGoalConfig
+from experiments.eval_protocol import goals_reached
+from skills.goals import GoalConfig, GoalSkills, SingleGoalConfig
 from worlds.point import MAZES, PointWorld
 
 RNG = np.random.default_rng(0)
@@ -254,7 +254,7 @@ def test_sgcrl_without_a_goal_is_a_config_error(tmp_path, capsys):
 
 
 def test_goals_reached_counts_a_pass_that_final_success_misses():
-    from experiments.evaluation import goal_metrics
+    from experiments.eval_protocol import goal_metrics
 
     # Two goals, three steps: episode 0 passes 0.5 from its goal at step 1 and ends 3 away;
     # episode 1 never comes closer than 1.5 (the threshold is 1).

@@ -359,7 +359,7 @@ def test_yaml_config_matches_the_defaults():
 def test_vmapped_seeds_train_and_plan():
     from algos.loop import LoopConfig, make_train
     from algos.sac import SAC, SACConfig
-    from experiments.evaluation import Evaluator
+    from experiments.eval_protocol import Evaluator
     from worlds.point import PointWorld
 
     world = PointWorld(episode_length=12)
@@ -398,7 +398,7 @@ def test_dads_on_point_learns_predictable_skills_and_plans_to_goals(tmp_path):
     from algos.loop import make_train
     from experiments import train
     from experiments.config import build
-    from experiments.evaluation import goal_metrics
+    from experiments.eval_protocol import goal_metrics
     from worlds.base import goal_positions
 
     cfg = train.resolve_config(

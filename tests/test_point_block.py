@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import worlds
-from experiments.evaluation import coverage
+from experiments.eval_protocol import coverage
 from worlds.base import State
 from worlds.point_block import PointBlockWorld
 from worlds.wrappers import Batched, wrap_for_eval, wrap_for_training

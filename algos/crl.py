@@ -20,7 +20,7 @@ tuned towards a target entropy, as in JaxGCRL). Goals for the actor are the rela
 fraction ``actor_random_goals`` of them replaced by other rows' goals (the paper's code: 0.5).
 
 The learner's observation is ``concat(state, goal)``: the loop appends the skill, which for the
-contrastive objective (``skills.contrastive``) is the goal, the leading ``goal_size`` entries of a
+contrastive objective (``skills.goals``) is the goal, the leading ``goal_size`` entries of a
 goal observation. Rewards passed to ``update`` are ignored.
 """
 
@@ -36,7 +36,7 @@ import optax
 from flax import struct
 
 from algos.networks import MLP
-from algos.options import actor_critic_sweepable, traced_hparams
+from algos.hparams import actor_critic_sweepable, traced_hparams
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 ENERGIES = ("dot", "l2", "neg_norm")

@@ -2,7 +2,7 @@
 
 The "skill" appended to the policy's observation is a goal: the leading ``goal_size`` entries of a
 goal observation (the position, for the point worlds and Brax ant). There is no intrinsic reward;
-the learner (``algos.contrastive.CRL``) trains its critic on goals relabelled from the same
+the learner (``algos.crl.CRL``) trains its critic on goals relabelled from the same
 trajectory. This objective says which goals the data-collecting actor aims at:
 
 - CRL: goals drawn uniformly from the box [goal_low, goal_high]^goal_size;
