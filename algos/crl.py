@@ -19,9 +19,9 @@ maximising f(s, a, g) - alpha log pi (alpha = 0 for state tasks, as in the paper
 tuned towards a target entropy, as in JaxGCRL). Goals for the actor are the relabelled ones, a
 fraction ``actor_random_goals`` of them replaced by other rows' goals (the paper's code: 0.5).
 
-The learner's observation is ``concat(state, goal)``: the loop appends the skill, which for the
-contrastive objective (``skills.goals``) is the goal, the leading ``goal_size`` entries of a
-goal observation. Rewards passed to ``update`` are ignored.
+The goal is the learner's skill input (``skills.goals``: the leading entries of a goal
+observation): the actor sees ``concat(state, goal)``, the critic embeds the goal on its own.
+Rewards passed to ``update`` are ignored.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import distrax
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from algos.actor_critic import TanhGaussianPolicy, actor_critic_sweepable, adam, temperature_step
+from algos.base import Learner
+from algos.hparams import traced_hparams
 from algos.networks import MLP
-from algos.hparams import actor_critic_sweepable, traced_hparams
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 ENERGIES = ("dot", "l2", "neg_norm")
 LOSSES = ("forward", "backward", "symmetric")
 
@@ -48,7 +48,6 @@ class CRLConfig:
     hidden: Sequence[int] = (256, 256)
     layer_norm: bool = False
     repr_dim: int = 64
-    goal_size: int = 2  # the trailing entries of the learner's observation that are the goal
     learning_rate: float = 3e-4
     energy: str = "dot"
     loss: str = "forward"
@@ -116,35 +115,32 @@ def contrastive_loss(logits, loss: str, penalty):
     return value + penalty * jnp.mean(lse_rows**2), lse_rows
 
 
-class CRL:
-    def __init__(self, config: CRLConfig, obs_size: int, action_size: int, n_rewards: int = 1):
+class CRL(Learner):
+    """The skill is the goal: the actor sees it beside the state, the critic embeds it as psi(g).
+    It learns from goals, not rewards, so it has nothing to carry over to a reward finetune."""
+
+    def __init__(self, config: CRLConfig, obs_size: int, action_size: int, n_rewards: int = 1, skill_size: int = 2):
         if config.energy not in ENERGIES:
             raise ValueError(f"unknown energy {config.energy!r}; known: {', '.join(ENERGIES)}")
         if config.loss not in LOSSES:
             raise ValueError(f"unknown contrastive loss {config.loss!r}; known: {', '.join(LOSSES)}")
-        if not 0 < config.goal_size < obs_size:
-            raise ValueError(f"goal_size ({config.goal_size}) must be in 1..{obs_size - 1} (obs_size {obs_size})")
+        if skill_size < 1:
+            raise ValueError(f"CRL needs goals: skill_size must be >= 1, got {skill_size}")
         self.config = config
-        self.obs_size, self.action_size, self.n_rewards = obs_size, action_size, n_rewards
-        self.state_size = obs_size - config.goal_size
+        self.obs_size, self.skill_size, self.action_size, self.n_rewards = obs_size, skill_size, action_size, n_rewards
         hidden = tuple(config.hidden)
-        self.actor_net = MLP(hidden, 2 * action_size, config.layer_norm)
+        self.policy = TanhGaussianPolicy(hidden, action_size, config.layer_norm)
         self.sa_net = MLP(hidden, config.repr_dim, config.layer_norm)
         self.g_net = MLP(hidden, config.repr_dim, config.layer_norm)
-        adam = optax.inject_hyperparams(optax.adam)
-        self.actor_tx = adam(learning_rate=config.learning_rate)
-        self.critic_tx = adam(learning_rate=config.learning_rate)
-        self.alpha_tx = adam(learning_rate=config.learning_rate if config.learn_alpha else 0.0)
-
-    def split(self, obs):
-        """(state, goal) parts of a learner observation."""
-        return obs[..., : self.state_size], obs[..., self.state_size :]
+        self.actor_tx = adam(config.learning_rate)
+        self.critic_tx = adam(config.learning_rate)
+        self.alpha_tx = adam(config.learning_rate if config.learn_alpha else 0.0)
 
     def init(self, key) -> CRLParams:
         k_actor, k_sa, k_g = jax.random.split(key, 3)
-        actor = self.actor_net.init(k_actor, jnp.zeros((1, self.obs_size)))
-        sa = self.sa_net.init(k_sa, jnp.zeros((1, self.state_size + self.action_size)))
-        g = self.g_net.init(k_g, jnp.zeros((1, self.config.goal_size)))
+        actor = self.policy.init(k_actor, self.obs_size + self.skill_size)
+        sa = self.sa_net.init(k_sa, jnp.zeros((1, self.obs_size + self.action_size)))
+        g = self.g_net.init(k_g, jnp.zeros((1, self.skill_size)))
         critic = {"sa": sa, "g": g}
         log_alpha = jnp.log(jnp.asarray(max(self.config.alpha, 1e-8), jnp.float32))
         return CRLParams(
@@ -170,34 +166,23 @@ class CRL:
             return jnp.exp(params.log_alpha)
         return jnp.zeros((), jnp.float32)
 
-    def _dist(self, actor_params, obs):
-        mean, log_std = jnp.split(self.actor_net.apply(actor_params, obs), 2, axis=-1)
-        log_std = jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
-        base = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
-        return distrax.Transformed(base, distrax.Block(distrax.Tanh(), ndims=1)), mean
-
     def embed(self, critic, state, action, goal):
         phi = self.sa_net.apply(critic["sa"], jnp.concatenate([state, action], -1))
         psi = self.g_net.apply(critic["g"], goal)
         return phi, psi
 
-    def critic_value(self, params: CRLParams, obs, action):
-        """f(s, a, g) for learner observations obs = concat(s, g): [B]."""
-        state, goal = self.split(obs)
+    def critic_value(self, params: CRLParams, state, action, goal):
+        """f(s, a, g) row by row: [B]."""
         phi, psi = self.embed({"sa": params.sa_encoder, "g": params.g_encoder}, state, action, goal)
         return energy_pairs(phi, psi, self.config.energy)
 
-    def logits(self, params: CRLParams, obs, action):
-        """F_ij = f(s_i, a_i, g_j) for a batch of learner observations: [B, B]."""
-        state, goal = self.split(obs)
+    def logits(self, params: CRLParams, state, action, goal):
+        """F_ij = f(s_i, a_i, g_j): [B, B]."""
         phi, psi = self.embed({"sa": params.sa_encoder, "g": params.g_encoder}, state, action, goal)
         return energy_matrix(phi, psi, self.config.energy)
 
-    def act(self, params: CRLParams, obs, key, deterministic: bool = False):
-        dist, mean = self._dist(params.actor, obs)
-        if deterministic:
-            return jnp.tanh(mean)
-        return dist.sample(seed=key)
+    def act(self, params: CRLParams, obs, skill, key, deterministic: bool = False):
+        return self.policy.act(params.actor, jnp.concatenate([obs, skill], -1), key, deterministic)
 
     # ---- learning ------------------------------------------------------------------------------
     def update(self, params: CRLParams, batch: dict, rewards, key):
@@ -205,7 +190,7 @@ class CRL:
         del rewards  # contrastive RL learns from goals alone
         hp, cfg = params.hparams, self.config
         k_shuffle, k_mask, k_action = jax.random.split(key, 3)
-        state, goal = self.split(batch["obs"])
+        state, goal = batch["obs"], batch["skill"]
         critic = {"sa": params.sa_encoder, "g": params.g_encoder}
 
         def critic_loss_fn(critic):
@@ -226,7 +211,7 @@ class CRL:
         alpha = self._alpha(params)
 
         def actor_loss_fn(actor):
-            dist, _ = self._dist(actor, actor_obs)
+            dist, _ = self.policy.dist(actor, actor_obs)
             action, logp = dist.sample_and_log_prob(seed=k_action)
             phi, psi = self.embed(critic, state, action, actor_goal)
             f = energy_pairs(phi, psi, cfg.energy)
@@ -237,10 +222,7 @@ class CRL:
         actor = optax.apply_updates(params.actor, updates)
 
         target_entropy = -hp["target_entropy_scale"] * self.action_size
-        entropy_gap = jax.lax.stop_gradient(-logp - target_entropy)
-        alpha_loss, grad = jax.value_and_grad(lambda la: la * jnp.mean(entropy_gap))(params.log_alpha)
-        updates, alpha_opt = self.alpha_tx.update(grad, params.alpha_opt, params.log_alpha)
-        log_alpha = optax.apply_updates(params.log_alpha, updates)
+        alpha_loss, log_alpha, alpha_opt = temperature_step(self.alpha_tx, params.log_alpha, params.alpha_opt, logp, target_entropy)
 
         b = logits.shape[0]
         diag = jnp.diagonal(logits)

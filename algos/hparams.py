@@ -1,4 +1,5 @@
-"""Plain config data (YAML dicts) -> frozen config dataclasses, strictly."""
+"""Hyperparameter plumbing: plain config data (YAML dicts) -> frozen config dataclasses, strictly;
+traced hyperparameters as leaves of the params."""
 
 from __future__ import annotations
 
@@ -26,20 +27,3 @@ def traced_hparams(config, traced) -> dict:
 
     return {name: jnp.asarray(getattr(config, name), jnp.float32) for name in traced}
 
-
-def actor_critic_sweepable(learn_alpha: bool, traced) -> dict:
-    """Sweep setters shared by actor-critic learners whose params hold ``actor_opt``,
-    ``critic_opt``, ``alpha_opt`` and an ``hparams`` dict of the ``traced`` names."""
-    import jax.numpy as jnp
-
-    def learning_rate(p, v):
-        alpha_opt = with_learning_rate(p.alpha_opt, v) if learn_alpha else p.alpha_opt
-        return p.replace(
-            actor_opt=with_learning_rate(p.actor_opt, v),
-            critic_opt=with_learning_rate(p.critic_opt, v),
-            alpha_opt=alpha_opt,
-        )
-
-    setters = {name: (lambda p, v, name=name: p.replace(hparams={**p.hparams, name: jnp.float32(v)})) for name in traced}
-    setters["learning_rate"] = learning_rate
-    return setters

@@ -1,9 +1,17 @@
 """The jitted training loop: ``make_train(config, world, objective, learner)``.
 
-One epoch is a ``lax.scan`` rollout of the skill-conditioned policy in ``num_envs`` worlds, one
-add to the replay buffer, and a ``lax.scan`` of ``updates_per_epoch`` gradient steps (objective
-first, then the learner on rewards recomputed with the just-updated objective, as METRA does).
-Everything a run needs to continue lives in one ``TrainState`` pytree.
+An epoch is a sequence of *phases*, each ``(state, data) -> (state, data, metrics)``:
+
+- ``collect``: a ``lax.scan`` rollout of the skill-conditioned policy in ``num_envs`` worlds
+  (the world bound to its params from the TrainState);
+- ``add``: the transitions into the replay buffer;
+- ``update``: a ``lax.scan`` of ``updates_per_epoch`` gradient steps (objective first, then the
+  learner on rewards recomputed with the just-updated objective, as METRA does).
+
+A method that needs another phase (train a world model, roll out in it) subclasses ``Trainer``
+and returns a longer ``phases()``; nothing here is copied. Everything a run needs to continue
+lives in one ``TrainState`` pytree. The contracts of the parts are ``skills/base.py``
+(objectives), ``algos/base.py`` (learners) and ``worlds/base.py`` (worlds).
 """
 
 from __future__ import annotations
@@ -15,9 +23,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from algos.base import Learner, check_learner
 from algos.buffer import Replay
 from algos.trajectory_buffer import TrajectoryReplay
-from worlds.base import State
+from worlds.base import State, World
 from worlds.wrappers import wrap_for_eval, wrap_for_training
 
 
@@ -73,6 +82,7 @@ class TrainState:
     objective: Any
     buffer: Any
     world: State  # batched over num_envs
+    world_params: Any  # learnable parameters of the world ({} for physics)
     skill: jax.Array  # [num_envs, skill_size]
     key: jax.Array
     env_steps: jax.Array
@@ -84,9 +94,9 @@ class Trainer:
     """The pure functions of one training run. All of them can be jitted and vmapped over seeds."""
 
     config: LoopConfig
-    world: Any
-    objective: Any
-    learner: Any
+    world: World
+    objective: Any  # a skills.base.SkillObjective
+    learner: Learner
     replay: Replay
 
     def __post_init__(self):
@@ -96,13 +106,15 @@ class Trainer:
 
     # ---- state ---------------------------------------------------------------------------------
     def init(self, key) -> TrainState:
-        k_learner, k_objective, k_world, k_skill, k_prefill, key = jax.random.split(key, 6)
+        k_learner, k_objective, k_world, k_skill, k_world_params, key = jax.random.split(key, 6)
         n = self.config.num_envs
+        world_params = self.world.init_params(k_world_params)
         state = TrainState(
             learner=self.learner.init(k_learner),
             objective=self.objective.init(k_objective),
             buffer=self.replay.init(),
-            world=self.env.reset(k_world),
+            world=self.env.bind(world_params).reset(k_world),
+            world_params=world_params,
             skill=self.objective.sample(k_skill, n),
             key=key,
             env_steps=jnp.zeros((), jnp.int32),
@@ -118,11 +130,10 @@ class Trainer:
         """Hyperparameters that live in the TrainState, so one program can vmap over them:
         ``'learner.<name>'`` / ``'objective.<name>'`` -> ``set(state, value) -> state``."""
         out = {}
-        for part in ("learner", "objective"):
-            for name, setter in getattr(getattr(self, part), "sweepable", dict)().items():
-                out[f"{part}.{name}"] = lambda state, v, part=part, setter=setter: state.replace(
-                    **{part: setter(getattr(state, part), v)}
-                )
+        for name, setter in self.learner.sweepable().items():
+            out[f"learner.{name}"] = lambda state, v, setter=setter: state.replace(learner=setter(state.learner, v))
+        for name, setter in self.objective.sweepable().items():
+            out[f"objective.{name}"] = lambda state, v, setter=setter: state.replace(objective=setter(state.objective, v))
         return out
 
     def set_hyperparameters(self, state: TrainState, values: dict) -> TrainState:
@@ -136,17 +147,17 @@ class Trainer:
     def rollout(self, state: TrainState, length: int, random_actions: bool = False):
         """``length`` steps in every world; returns the new state and [length, num_envs, ...] transitions."""
         n = self.config.num_envs
-        action_size = self.world.spec.action_size
+        env = self.env.bind(state.world_params)
+        has_terms = bool(self.world.spec.reward_terms)
 
         def step(carry, _):
             world, skill, key = carry
             key, k_act, k_skill = jax.random.split(key, 3)
             if random_actions:
-                action = jax.random.uniform(k_act, (n, action_size), minval=-1.0, maxval=1.0)
+                action = self.learner.random_action(k_act, n)
             else:
-                policy_obs = jnp.concatenate([world.obs, skill], -1)
-                action = self.learner.act(state.learner, policy_obs, k_act)
-            nxt = self.env.step(world, action)
+                action = self.learner.act(state.learner, world.obs, skill, k_act)
+            nxt = env.step(world, action)
             transition = {
                 "obs": world.obs,
                 "action": action,
@@ -157,6 +168,8 @@ class Trainer:
                 # Bootstrap through time limits: only a real termination zeroes the future.
                 "terminal": nxt.done * (1.0 - nxt.info["truncation"]),
             }
+            if has_terms:  # the world's named reward terms (costs, ...), for objectives that use them
+                transition["terms"] = env.reward_terms(nxt)
             new_skill = jnp.where(nxt.done[:, None] > 0, self.objective.sample(k_skill, n), skill)
             return (nxt, new_skill, key), transition
 
@@ -169,18 +182,12 @@ class Trainer:
     def update_step(self, learner_params, objective_params, batch, key):
         """One gradient step: objective first, then the learner on freshly recomputed rewards."""
         k_objective, k_learner = jax.random.split(key)
-        if hasattr(self.objective, "relabel"):  # goal relabelling (contrastive RL): skill <- future goal
-            batch = self.objective.relabel(objective_params, batch, k_objective)
+        batch = self.objective.relabel(objective_params, batch, k_objective)  # e.g. skill <- future goal
         objective_params, objective_metrics = self.objective.update(objective_params, batch, k_objective)
         rewards = self.objective.reward(objective_params, batch)
-        learner_batch = {
-            "obs": jnp.concatenate([batch["obs"], batch["skill"]], -1),
-            "next_obs": jnp.concatenate([batch["next_obs"], batch["skill"]], -1),
-            "action": batch["action"],
-            "terminal": batch["terminal"],
-        }
-        learner_params, learner_metrics = self.learner.update(learner_params, learner_batch, rewards, k_learner)
-        return learner_params, objective_params, {**objective_metrics, **learner_metrics}
+        learner_params, learner_metrics = self.learner.update(learner_params, batch, rewards, k_learner)
+        reward_metrics = {f"reward/{name}": jnp.mean(rewards[:, k]) for k, name in enumerate(self.objective.reward_names)}
+        return learner_params, objective_params, {**objective_metrics, **learner_metrics, **reward_metrics}
 
     def updates(self, state: TrainState):
         """``updates_per_epoch`` gradient steps on batches from the buffer; metrics are their mean."""
@@ -199,11 +206,31 @@ class Trainer:
         state = state.replace(learner=learner_params, objective=objective_params, key=key)
         return state, jax.tree.map(jnp.mean, metrics)
 
-    def epoch(self, state: TrainState):
+    # ---- the epoch, in phases ----------------------------------------------------------------------
+    def collect(self, state: TrainState, data: dict):
+        """Roll the policy out for ``rollout_length`` steps; the transitions go to ``data``."""
         state, transitions = self.rollout(state, self.config.rollout_length)
-        state = state.replace(buffer=self.replay.add(state.buffer, transitions), epoch=state.epoch + 1)
+        return state, {**data, "transitions": transitions}, {}
+
+    def add(self, state: TrainState, data: dict):
+        """The collected transitions into the replay buffer."""
+        return state.replace(buffer=self.replay.add(state.buffer, data["transitions"])), data, {}
+
+    def update(self, state: TrainState, data: dict):
         state, metrics = self.updates(state)
-        return state, metrics
+        return state, data, metrics
+
+    def phases(self) -> tuple:
+        """The epoch's phases in order; each maps ``(state, data) -> (state, data, metrics)``, where
+        ``data`` carries what a phase hands to the next (e.g. the collected transitions)."""
+        return (self.collect, self.add, self.update)
+
+    def epoch(self, state: TrainState):
+        data, metrics = {}, {}
+        for phase in self.phases():
+            state, data, phase_metrics = phase(state, data)
+            metrics.update(phase_metrics)
+        return state.replace(epoch=state.epoch + 1), metrics
 
     def run(self, state: TrainState, n_epochs: int):
         """``n_epochs`` epochs as one scan; metrics are stacked per epoch."""
@@ -231,9 +258,8 @@ class Trainer:
         with objects, ``object``. The goal observations (start observation with its leading
         ``position_size`` entries replaced) are what zero-shot goal reaching aims at."""
         env = wrap_for_eval(self.world, n)
-        has_objects = hasattr(self.world, "object_position")
+        has_objects = self.world.spec.object_size > 0
         k_reset, k_act = jax.random.split(key)
-        action_size = self.world.spec.action_size
 
         def observe(world):
             out = {"position": env.position(world), "reward": world.reward}
@@ -244,8 +270,7 @@ class Trainer:
         def step(world, key):
             # ``random_actions`` may be traced, so that the policy and its random-action baseline
             # share one compiled program (physics compiles are the slow part on CPU).
-            uniform = jax.random.uniform(key, (n, action_size), minval=-1.0, maxval=1.0)
-            action = jnp.where(random_actions, uniform, policy(world.obs, key))
+            action = jnp.where(random_actions, self.learner.random_action(key, n), policy(world.obs, key))
             world = env.step(world, action)
             return world, observe(world)
 
@@ -254,7 +279,7 @@ class Trainer:
         return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest], 0), observe(world), trajectory), world
 
     def _act(self, learner_params, obs, skill, key):
-        return self.learner.act(learner_params, jnp.concatenate([obs, skill], -1), key, deterministic=True)
+        return self.learner.act(learner_params, obs, skill, key, deterministic=True)
 
     def eval_positions(self, learner_params, key, n_episodes: int, random_actions=False):
         """Deterministic rollouts of ``n_episodes`` random skills (or uniformly random actions).
@@ -290,10 +315,25 @@ class Trainer:
         return trajectories["position"]
 
 
-def make_train(config: LoopConfig, world, objective, learner) -> Trainer:
-    """Build the training functions for ``world x objective x learner``."""
+# Fields of every stored transition; worlds and replay may add more (``terms``, ``future_obs``).
+CORE_FIELDS = ("obs", "action", "next_obs", "skill", "reward", "terminal", "done")
+
+
+def make_train(config: LoopConfig, world: World, objective, learner: Learner, trainer_cls=None) -> Trainer:
+    """Build the training functions for ``world x objective x learner``.
+
+    ``objective`` follows ``skills.base.SkillObjective`` (algos does not import skills); the
+    checks here are the ones that need all three parts. ``trainer_cls`` may be a ``Trainer``
+    subclass with more epoch phases."""
     config.validate()
+    if not isinstance(world, World):
+        raise TypeError(f"{type(world).__name__} is not a World (worlds/base.py)")
+    check_learner(learner)
     spec = world.spec
+    if learner.skill_size != objective.skill_size:
+        raise ValueError(f"the learner takes skills of size {learner.skill_size}, the objective samples {objective.skill_size}")
+    if learner.n_rewards != objective.n_rewards:
+        raise ValueError(f"the learner has {learner.n_rewards} reward heads, the objective gives {objective.n_rewards} terms")
     example = {
         "obs": jnp.zeros((spec.obs_size,), jnp.float32),
         "action": jnp.zeros((spec.action_size,), jnp.float32),
@@ -303,10 +343,19 @@ def make_train(config: LoopConfig, world, objective, learner) -> Trainer:
         "terminal": jnp.zeros((), jnp.float32),
         "done": jnp.zeros((), jnp.float32),
     }
-    if getattr(objective, "relabel_discount", None) is not None:  # keep whole trajectories
+    if spec.reward_terms:
+        example["terms"] = jnp.zeros((len(spec.reward_terms),), jnp.float32)
+    available = set(example) | ({"future_obs"} if objective.replay == "trajectories" else set())
+    missing = sorted(set(objective.requires) - available)
+    if missing:
+        raise ValueError(
+            f"objective {type(objective).__name__} needs transition field(s) {', '.join(missing)}, which world "
+            f"{spec.name} (reward terms: {list(spec.reward_terms) or 'none'}) and {objective.replay} replay do not give"
+        )
+    if objective.replay == "trajectories":
         replay = TrajectoryReplay(
-            config.buffer_size, config.batch_size, example, config.num_envs, spec.episode_length, objective.relabel_discount
+            config.buffer_size, config.batch_size, example, config.num_envs, spec.episode_length, objective.future_discount
         )
     else:
         replay = Replay(config.buffer_size, config.batch_size, example)
-    return Trainer(config, world, objective, learner, replay)
+    return (trainer_cls or Trainer)(config, world, objective, learner, replay)

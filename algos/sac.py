@@ -12,16 +12,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import distrax
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from algos.networks import MLP, CriticEnsemble
-from algos.hparams import actor_critic_sweepable, traced_hparams
-
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+from algos.actor_critic import TanhGaussianPolicy, actor_critic_sweepable, adam, temperature_step
+from algos.base import Learner
+from algos.hparams import traced_hparams
+from algos.networks import CriticEnsemble
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +33,7 @@ class SACConfig:
     init_alpha: float = 0.01
     learn_alpha: bool = True
     target_entropy_scale: float = 0.5  # target entropy = -scale * action_size (METRA: 1/2)
-    head_weights: Sequence[float] | None = None  # None: every head weighs 1
+    head_weights: Sequence[float] | None = None  # None: every head weighs 1 (traced: sweepable)
     reward_scale: float = 1.0
     n_critics: int = 2
 
@@ -52,11 +51,15 @@ class SACParams:
     actor_opt: optax.OptState
     critic_opt: optax.OptState
     alpha_opt: optax.OptState
-    hparams: dict  # the TRACED hyperparameters, as float32 scalars
+    hparams: dict  # the TRACED hyperparameters as float32 scalars, and ``head_weights`` [K]
 
 
-class SAC:
-    def __init__(self, config: SACConfig, obs_size: int, action_size: int, n_rewards: int = 1):
+class SAC(Learner):
+    """The skill enters both actor and critics concatenated to the observation."""
+
+    transferable = ("actor", "critic", "target_critic")
+
+    def __init__(self, config: SACConfig, obs_size: int, action_size: int, n_rewards: int = 1, skill_size: int = 0):
         if n_rewards < 1:
             raise ValueError(f"SAC needs at least one reward term, got {n_rewards}")
         weights = config.head_weights if config.head_weights is not None else (1.0,) * n_rewards
@@ -65,22 +68,21 @@ class SAC:
         if sum(weights) <= 0:
             raise ValueError("head_weights must sum to a positive number")
         self.config = config
-        self.obs_size, self.action_size, self.n_rewards = obs_size, action_size, n_rewards
-        self.head_weights = jnp.asarray(weights, jnp.float32)
-        self.actor_net = MLP(tuple(config.hidden), 2 * action_size, config.layer_norm)
+        self.obs_size, self.skill_size, self.action_size, self.n_rewards = obs_size, skill_size, action_size, n_rewards
+        self.head_weights = tuple(float(w) for w in weights)
+        self.policy = TanhGaussianPolicy(config.hidden, action_size, config.layer_norm)
         self.critic_net = CriticEnsemble(tuple(config.hidden), n_rewards, config.n_critics, config.layer_norm)
-        adam = optax.inject_hyperparams(optax.adam)
-        self.actor_tx = adam(learning_rate=config.learning_rate)
-        self.critic_tx = adam(learning_rate=config.learning_rate)
-        self.alpha_tx = adam(learning_rate=config.learning_rate if config.learn_alpha else 0.0)
+        self.actor_tx = adam(config.learning_rate)
+        self.critic_tx = adam(config.learning_rate)
+        self.alpha_tx = adam(config.learning_rate if config.learn_alpha else 0.0)
 
     # ---- construction -------------------------------------------------------------------------
     def init(self, key) -> SACParams:
         k_actor, k_critic = jax.random.split(key)
-        obs = jnp.zeros((1, self.obs_size))
+        inputs = jnp.zeros((1, self.obs_size + self.skill_size))
         act = jnp.zeros((1, self.action_size))
-        actor = self.actor_net.init(k_actor, obs)
-        critic = self.critic_net.init(k_critic, obs, act)
+        actor = self.policy.init(k_actor, self.obs_size + self.skill_size)
+        critic = self.critic_net.init(k_critic, inputs, act)
         log_alpha = jnp.log(jnp.asarray(self.config.init_alpha, jnp.float32))
         return SACParams(
             actor=actor,
@@ -90,28 +92,21 @@ class SAC:
             actor_opt=self.actor_tx.init(actor),
             critic_opt=self.critic_tx.init(critic),
             alpha_opt=self.alpha_tx.init(log_alpha),
-            hparams=traced_hparams(self.config, TRACED),
+            hparams={**traced_hparams(self.config, TRACED), "head_weights": jnp.asarray(self.head_weights, jnp.float32)},
         )
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""
         setters = actor_critic_sweepable(self.config.learn_alpha, TRACED)
         setters["init_alpha"] = lambda p, v: p.replace(log_alpha=jnp.log(jnp.float32(v)))
+        setters["head_weights"] = lambda p, v: p.replace(
+            hparams={**p.hparams, "head_weights": jnp.broadcast_to(jnp.asarray(v, jnp.float32), (self.n_rewards,))}
+        )
         return setters
 
     # ---- acting ------------------------------------------------------------------------------
-    def _dist(self, actor_params, obs):
-        out = self.actor_net.apply(actor_params, obs)
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        log_std = jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
-        base = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
-        return distrax.Transformed(base, distrax.Block(distrax.Tanh(), ndims=1)), mean
-
-    def act(self, params: SACParams, obs, key, deterministic: bool = False):
-        dist, mean = self._dist(params.actor, obs)
-        if deterministic:
-            return jnp.tanh(mean)
-        return dist.sample(seed=key)
+    def act(self, params: SACParams, obs, skill, key, deterministic: bool = False):
+        return self.policy.act(params.actor, jnp.concatenate([obs, skill], -1), key, deterministic)
 
     # ---- learning ----------------------------------------------------------------------------
     def update(self, params: SACParams, batch: dict, rewards, key):
@@ -119,32 +114,35 @@ class SAC:
         hp = params.hparams
         k_next, k_now = jax.random.split(key)
         alpha = jnp.exp(params.log_alpha)
-        entropy_share = 1.0 / jnp.sum(self.head_weights)
+        weights = hp["head_weights"]
+        entropy_share = 1.0 / jnp.sum(weights)
         rewards = hp["reward_scale"] * rewards.reshape(rewards.shape[0], self.n_rewards)
+        obs = jnp.concatenate([batch["obs"], batch["skill"]], -1)
+        next_obs = jnp.concatenate([batch["next_obs"], batch["skill"]], -1)
 
         # Critic: each head regresses its own reward term's soft return.
-        next_dist, _ = self._dist(params.actor, batch["next_obs"])
+        next_dist, _ = self.policy.dist(params.actor, next_obs)
         next_action, next_logp = next_dist.sample_and_log_prob(seed=k_next)
-        next_q = self.critic_net.apply(params.target_critic, batch["next_obs"], next_action).min(0)
+        next_q = self.critic_net.apply(params.target_critic, next_obs, next_action).min(0)
         soft_next = next_q - entropy_share * alpha * next_logp[:, None]
         target = rewards + hp["gamma"] * (1.0 - batch["terminal"])[:, None] * soft_next
         target = jax.lax.stop_gradient(target)
 
         def critic_loss_fn(critic):
-            q = self.critic_net.apply(critic, batch["obs"], batch["action"])  # [n_critics, B, K]
+            q = self.critic_net.apply(critic, obs, batch["action"])  # [n_critics, B, K]
             per_head = jnp.mean((q - target[None]) ** 2, axis=1)  # [n_critics, K]
-            return jnp.sum(jnp.mean(per_head, -1)), (q.mean(), per_head.mean(0))
+            return jnp.sum(jnp.mean(per_head, -1)), (q.mean(), q.mean((0, 1)), per_head.mean(0))
 
-        (critic_loss, (q_mean, head_losses)), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        (critic_loss, (q_mean, head_q, head_losses)), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
         updates, critic_opt = self.critic_tx.update(grads, params.critic_opt, params.critic)
         critic = optax.apply_updates(params.critic, updates)
 
         # Actor: maximise the weighted sum of heads plus entropy.
         def actor_loss_fn(actor):
-            dist, _ = self._dist(actor, batch["obs"])
+            dist, _ = self.policy.dist(actor, obs)
             action, logp = dist.sample_and_log_prob(seed=k_now)
-            q = self.critic_net.apply(critic, batch["obs"], action).min(0)
-            return jnp.mean(alpha * logp - q @ self.head_weights), logp
+            q = self.critic_net.apply(critic, obs, action).min(0)
+            return jnp.mean(alpha * logp - q @ weights), logp
 
         (actor_loss, logp), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
         updates, actor_opt = self.actor_tx.update(grads, params.actor_opt, params.actor)
@@ -152,14 +150,7 @@ class SAC:
 
         # Temperature: push the policy entropy towards its target.
         target_entropy = -hp["target_entropy_scale"] * self.action_size
-        entropy_gap = jax.lax.stop_gradient(-logp - target_entropy)
-
-        def alpha_loss_fn(log_alpha):
-            return log_alpha * jnp.mean(entropy_gap)
-
-        alpha_loss, grad = jax.value_and_grad(alpha_loss_fn)(params.log_alpha)
-        updates, alpha_opt = self.alpha_tx.update(grad, params.alpha_opt, params.log_alpha)
-        log_alpha = optax.apply_updates(params.log_alpha, updates)
+        alpha_loss, log_alpha, alpha_opt = temperature_step(self.alpha_tx, params.log_alpha, params.alpha_opt, logp, target_entropy)
 
         target_critic = optax.incremental_update(critic, params.target_critic, hp["tau"])
         new = SACParams(actor, critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt, params.hparams)
@@ -173,4 +164,5 @@ class SAC:
         }
         for k in range(self.n_rewards):
             metrics[f"sac/critic_loss_head{k}"] = head_losses[k]
+            metrics[f"sac/q_head{k}"] = head_q[k]
         return new, metrics

@@ -234,9 +234,8 @@ def reference_trainer(world, loop):
     from algos.loop import make_train
 
     hidden = list(REFERENCE_HIDDEN)
-    objective = skills.make("metra", {"hidden": hidden}, world.spec.obs_size)
-    learner = algos.make_learner("sac", {"hidden": hidden}, world.spec.obs_size + objective.skill_size,
-                                 world.spec.action_size, objective.n_rewards)  # fmt: skip
+    objective = skills.make("metra", {"hidden": hidden}, world.spec)
+    learner = algos.make_learner("sac", {"hidden": hidden}, world.spec, objective.skill_size, objective.n_rewards)
     config = dataclasses.replace(
         loop,
         updates_per_epoch=REFERENCE_UPDATES,
@@ -249,7 +248,7 @@ def reference_trainer(world, loop):
 
 def _registry_name(part, registry: dict) -> str:
     """The registry name of a built objective or learner (by its config class), e.g. ``metra``."""
-    config_cls = type(getattr(part, "config", None))
+    config_cls = type(part.config)
     return next((name for name, (_, cls) in registry.items() if cls is config_cls), type(part).__name__.lower())
 
 
@@ -294,7 +293,7 @@ def bench(world, objective, learner, loop, reps: int = 7, cache_dir=None) -> dic
     ref_updates_per_s = REFERENCE_UPDATES / t["ref_updates"]
     learner_gflops = flops * updates_per_s / 1e9
     ref_gflops = ref_flops * ref_updates_per_s / 1e9
-    hidden = {name: list(getattr(getattr(part, "config", None), "hidden", ()) or ())
+    hidden = {name: list(dataclasses.asdict(part.config).get("hidden") or ())
               for name, part in (("learner", learner), ("objective", objective))}  # fmt: skip
     device = jax.devices()[0]
     return {

@@ -100,15 +100,9 @@ def build(cfg: DictConfig):
     try:
         world = worlds.make(cfg.world.name, **OmegaConf.to_container(cfg.world.options, resolve=True))
         obj_opts = OmegaConf.to_container(cfg.algo.objective, resolve=True)
-        objective = skills.make(obj_opts.pop("name"), obj_opts, world.spec.obs_size)
+        objective = skills.make(obj_opts.pop("name"), obj_opts, world.spec)
         learner_opts = OmegaConf.to_container(cfg.algo.learner, resolve=True)
-        learner = algos.make_learner(
-            learner_opts.pop("name"),
-            learner_opts,
-            world.spec.obs_size + objective.skill_size,
-            world.spec.action_size,
-            objective.n_rewards,
-        )
+        learner = algos.make_learner(learner_opts.pop("name"), learner_opts, world.spec, objective.skill_size, objective.n_rewards)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
     return world, objective, learner, loop_config(cfg)

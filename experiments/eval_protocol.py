@@ -49,10 +49,10 @@ class Evaluator:
         self.trainer, self.episodes, self.seed = trainer, eval_episodes, seed
         spec = trainer.world.spec
         self.cell = spec.coverage_cell
-        own = getattr(trainer.objective, "eval_goals", None)  # e.g. SGCRL's single goal g*
+        own = trainer.objective.eval_goals  # e.g. SGCRL's single goal g*; None: the world's ring
         self.goals = goal_positions(spec) if own is None else np.asarray(own, np.float32).reshape(-1, spec.position_size)
         self.threshold = spec.goal_threshold
-        self.has_goals = len(self.goals) > 0 and hasattr(trainer.objective, "goal_skill")
+        self.has_goals = len(self.goals) > 0 and trainer.objective.goal_reaching
         # Policy and random-action baseline share one compiled program each (the flag is traced).
         self._rollouts = jax.jit(jax.vmap(trainer.eval_positions, in_axes=(0, None, None, None)), static_argnums=2)
         self._goal_rollouts = jax.jit(jax.vmap(trainer.eval_goals, in_axes=(0, 0, None, None, None)))

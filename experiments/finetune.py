@@ -94,6 +94,12 @@ def finetune(args: dict):
     cfg = finetune_config(pretrained_cfg, args)
     cfg.algo.objective = {"name": "task", "skill": [0.0]}  # placeholder until the skill is chosen
     validate(cfg)
+    learner = build(cfg)[2]
+    if not learner.transferable:
+        raise ConfigError(
+            f"learner {cfg.algo.learner.name} of {pretrained} says nothing of its params transfers to a task reward "
+            f"(Learner.transferable is empty), so it cannot be finetuned"
+        )
     member = int(args.get("pretrained_seed", 0))
 
     trainer_p, state_p, epoch, _ = load_trainer(pretrained)
@@ -105,12 +111,8 @@ def finetune(args: dict):
     # 2. Skill selection in the task world, with the pretrained objective's prior and policy.
     world_t, _, _, loop = build(_with_objective(cfg, pretrained_cfg))
     selector = make_train(loop, world_t, trainer_p.objective, trainer_p.learner)
-    prior = getattr(trainer_p.objective, "prior", None)
     key = jax.random.PRNGKey(cfg.seed)
-    if prior is not None and prior.discrete:
-        candidates = jnp.eye(prior.size)
-    else:
-        candidates = trainer_p.objective.sample(key, int(args.get("candidates", 32)))
+    candidates = trainer_p.objective.skill_candidates(key, int(args.get("candidates", 32)))
     returns = np.asarray(jax.jit(selector.eval_returns)(learner_p, key, candidates))
     best = int(np.argmax(returns))
     skill = [float(v) for v in np.asarray(candidates[best])]
@@ -130,13 +132,8 @@ def finetune(args: dict):
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
     state = trainer.init_members()(keys)
     pretrained_learner = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_seeds,) + x.shape), learner_p)
-    state = state.replace(
-        learner=state.learner.replace(
-            actor=transplant(state.learner.actor, pretrained_learner.actor),
-            critic=transplant(state.learner.critic, pretrained_learner.critic),
-            target_critic=transplant(state.learner.target_critic, pretrained_learner.target_critic),
-        )
-    )
+    carried = {name: transplant(getattr(state.learner, name), getattr(pretrained_learner, name)) for name in learner.transferable}
+    state = state.replace(learner=state.learner.replace(**carried))
     return train.run(cfg, initial_state=state)
 
 

@@ -150,7 +150,7 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
         if cfg.plots:
             save_skill_figure(run_dir, step, positions, skills, out, logger)
         if cfg.tensorboard and cfg.get("video", True):  # configs saved before the key existed lack it
-            log_skill_video(logger, step, positions, skills, getattr(world, "walls", None))
+            log_skill_video(logger, step, positions, skills, world.walls)
         return out
 
     bar = tqdm(

@@ -38,7 +38,7 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.hparams import with_learning_rate
-from skills.base import UniformBoxPrior
+from skills.base import SkillObjective, UniformBoxPrior
 
 REWARD_FORMS = ("paper", "code")
 CPC_FORMS = ("paper", "code")
@@ -119,7 +119,7 @@ def knn_reward(distances, scale, clip):
     return jnp.log1p(jnp.mean(jnp.maximum(distances / scale - clip, 0.0), -1))
 
 
-class CIC:
+class CIC(SkillObjective):
     def __init__(self, config: CICConfig, obs_size: int):
         if config.reward_form not in REWARD_FORMS:
             raise ValueError(f"unknown reward_form {config.reward_form!r}; known: {', '.join(REWARD_FORMS)}")
@@ -130,7 +130,6 @@ class CIC:
         self.config = config
         self.obs_size = obs_size
         self.prior = UniformBoxPrior(config.skill_dim, 0.0, 1.0)
-        self.skill_size = config.skill_dim
         self.n_rewards = 2 if config.reward_form == "paper" else 1
         net = lambda: MLP(tuple(config.hidden), config.skill_dim, config.layer_norm)  # noqa: E731
         self.state_net, self.pred_net, self.skill_net = net(), net(), net()
@@ -145,9 +144,6 @@ class CIC:
             "skill": self.skill_net.init(k_skill, jnp.zeros((1, d))) if self.config.project_skill else {},
         }
         return CICParams(nets, self.tx.init(nets), RunningStats.create())
-
-    def sample(self, key, n: int):
-        return self.prior.sample(key, n)
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""

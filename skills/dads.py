@@ -47,7 +47,7 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.hparams import with_learning_rate
-from skills.base import UniformBoxPrior
+from skills.base import SkillObjective, UniformBoxPrior
 
 REWARD_FORMS = ("paper", "code")
 NORM_EPS = 1e-3  # added to the running variance, as the reference's batch norm does
@@ -131,8 +131,8 @@ def dads_reward(logp, logp_alt, form: str = "paper"):
     raise ValueError(f"unknown reward_form {form!r}; known: {', '.join(REWARD_FORMS)}")
 
 
-class DADS:
-    n_rewards = 1
+class DADS(SkillObjective):
+    goal_reaching = True  # MPPI planning over skills
 
     def __init__(self, config: DADSConfig, obs_size: int):
         c = config
@@ -155,7 +155,6 @@ class DADS:
         self.config = config
         self.obs_size = obs_size
         self.prior = UniformBoxPrior(c.skill_dim)
-        self.skill_size = c.skill_dim
         self.input_size = self.state_size - c.input_omit
         k, s = c.num_components, self.state_size
         self.net = MLP(tuple(c.hidden), k + k * s * (2 if c.learn_variance else 1))
@@ -172,9 +171,6 @@ class DADS:
             count=jnp.zeros((), jnp.float32),
             reward_key=k_reward,
         )
-
-    def sample(self, key, n: int):
-        return self.prior.sample(key, n)
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""

@@ -25,7 +25,7 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.hparams import with_learning_rate
-from skills.base import OneHotPrior
+from skills.base import OneHotPrior, SkillObjective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +43,7 @@ class DIAYNParams:
     opt: optax.OptState
 
 
-class DIAYN:
-    n_rewards = 1
+class DIAYN(SkillObjective):
 
     def __init__(self, config: DIAYNConfig, obs_size: int):
         if config.skill_dim < 2:
@@ -55,16 +54,12 @@ class DIAYN:
         self.config = config
         self.descriptor_size = size
         self.prior = OneHotPrior(config.skill_dim)
-        self.skill_size = config.skill_dim
         self.net = MLP(tuple(config.hidden), config.skill_dim, config.layer_norm)
         self.tx = optax.inject_hyperparams(optax.adam)(learning_rate=config.learning_rate)
 
     def init(self, key) -> DIAYNParams:
         disc = self.net.init(key, jnp.zeros((1, self.descriptor_size)))
         return DIAYNParams(disc, self.tx.init(disc))
-
-    def sample(self, key, n: int):
-        return self.prior.sample(key, n)
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""

@@ -35,7 +35,7 @@ from flax import struct
 
 from algos.networks import MLP
 from algos.hparams import with_learning_rate
-from skills.base import make_prior
+from skills.base import SkillObjective, make_prior
 
 CONSTRAINTS = ("lipschitz", "temporal", "controllability")
 
@@ -115,8 +115,8 @@ def csd_distance(delta, mean, log_std):
     return jnp.mean((delta - mean) ** 2 * c_hat_sq, -1)
 
 
-class DistanceSkills:
-    n_rewards = 1
+class DistanceSkills(SkillObjective):
+    goal_reaching = True  # z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||
 
     def __init__(self, config: DistanceConfig, obs_size: int):
         if config.constraint not in CONSTRAINTS:
@@ -126,7 +126,6 @@ class DistanceSkills:
         self.config = config
         self.obs_size = obs_size
         self.prior = make_prior(config.skill_type, config.skill_dim)
-        self.skill_size = self.prior.size
         lipschitz = config.constraint == "lipschitz"
         self.phi_net = MLP(tuple(config.hidden), self.skill_size, config.layer_norm and not lipschitz, lipschitz)
         self.model_net = MLP(tuple(config.hidden), 2 * obs_size, config.layer_norm)
@@ -149,9 +148,6 @@ class DistanceSkills:
             model = self.model_net.init(k_model, obs)
             params = params.replace(model=model, model_opt=self.phi_tx.init(model))
         return params
-
-    def sample(self, key, n: int):
-        return self.prior.sample(key, n)
 
     def sweepable(self) -> dict:
         """Hyperparameters a sweep may vary per member: name -> ``set(params, value) -> params``."""

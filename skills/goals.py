@@ -1,6 +1,6 @@
 """Goals as skills, for contrastive RL (CRL) and single-goal CRL (SGCRL).
 
-The "skill" appended to the policy's observation is a goal: the leading ``goal_size`` entries of a
+The skill the learner sees beside the observation is a goal: the leading ``goal_size`` entries of a
 goal observation (the position, for the point worlds and Brax ant). There is no intrinsic reward;
 the learner (``algos.crl.CRL``) trains its critic on goals relabelled from the same
 trajectory. This objective says which goals the data-collecting actor aims at:
@@ -9,8 +9,8 @@ trajectory. This objective says which goals the data-collecting actor aims at:
 - SGCRL (``fixed_goal`` set): always the one hard goal g* (Liu, Tang, Eysenbach, ICLR 2025);
 
 and, through ``relabel``, replaces the batch's skills by the relabelled future goals
-(``future_obs`` from ``algos.trajectory_buffer``), so the learner sees obs = concat(s, g_future).
-``relabel_discount`` makes the loop keep whole trajectories (``algos.loop.make_train``).
+(``future_obs`` from ``algos.trajectory_buffer``), so the learner sees (s, g_future). Its
+``replay = "trajectories"`` makes the loop keep whole trajectories (``algos.loop.make_train``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from skills.base import FixedSkill, SkillObjective, UniformBoxPrior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,10 @@ class SingleGoalConfig(GoalConfig):
     single: bool = True
 
 
-class GoalSkills:
-    n_rewards = 1
+class GoalSkills(SkillObjective):
+    replay = "trajectories"  # relabelling needs a later state of the same episode
+    requires = ("future_obs",)
+    goal_reaching = True  # the skill is the goal itself
 
     def __init__(self, config: GoalConfig, obs_size: int):
         if not 0 < config.goal_size <= obs_size:
@@ -52,12 +56,15 @@ class GoalSkills:
             value = getattr(config, name)
             if value is not None and len(value) != config.goal_size:
                 raise ValueError(f"{name} has {len(value)} entries, goal_size is {config.goal_size}")
-        if getattr(config, "single", False) and config.fixed_goal is None:
+        if isinstance(config, SingleGoalConfig) and config.fixed_goal is None:
             raise ValueError("sgcrl needs a fixed_goal: set world.goal in the world config or algo.objective.fixed_goal=[x,y]")
         self.config = config
         self.obs_size = obs_size
-        self.skill_size = config.goal_size
-        self.relabel_discount = config.relabel_discount
+        self.future_discount = config.relabel_discount
+        if config.fixed_goal is not None:
+            self.prior = FixedSkill(tuple(float(v) for v in config.fixed_goal))
+        else:
+            self.prior = UniformBoxPrior(config.goal_size, config.goal_low, config.goal_high)
         goal = config.eval_goal if config.eval_goal is not None else config.fixed_goal
         self.eval_goals = None if goal is None else np.asarray([goal], np.float32)
 
@@ -70,14 +77,6 @@ class GoalSkills:
         goal = self.config.fixed_goal if self.single_goal else (0.0,) * self.skill_size
         return {"fixed_goal": jnp.asarray(goal, jnp.float32)}
 
-    def sample(self, key, n: int):
-        if self.single_goal:
-            return jnp.broadcast_to(jnp.asarray(self.config.fixed_goal, jnp.float32), (n, self.skill_size))
-        return jax.random.uniform(key, (n, self.skill_size), minval=self.config.goal_low, maxval=self.config.goal_high)
-
-    def sweepable(self) -> dict:
-        return {}
-
     def relabel(self, params, batch: dict, key) -> dict:
         """The batch with its skills replaced by the relabelled goals (the future state's goal part)."""
         del params, key
@@ -85,9 +84,6 @@ class GoalSkills:
 
     def reward(self, params, batch) -> jax.Array:
         return jnp.zeros((batch["obs"].shape[0], 1), jnp.float32)
-
-    def update(self, params, batch, key):
-        return params, {}
 
     def goal_skill(self, params, obs, goal_obs):
         """Zero-shot goal reaching: the skill is the goal itself."""

@@ -1,7 +1,7 @@
 """Finetuning objective: the world's own task reward, with one fixed skill.
 
 URLB-style finetuning keeps the pretrained skill-conditioned policy's input layout: the policy
-still sees ``obs ⊕ z``, with the ``z`` chosen before finetuning (see experiments/finetune.py), and
+still sees ``obs`` and ``z``, with the ``z`` chosen before finetuning (see experiments/finetune.py), and
 the learner now maximises the task reward stored with each transition.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import jax.numpy as jnp
+from skills.base import FixedSkill, SkillObjective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,22 +18,16 @@ class TaskConfig:
     skill: Sequence[float] = ()  # the fixed skill appended to every observation
 
 
-class TaskReward:
-    n_rewards = 1
+class TaskReward(SkillObjective):
+    """The world's task reward, one reward head; the skill is the fixed one chosen before finetuning."""
 
     def __init__(self, config: TaskConfig, obs_size: int):
+        del obs_size
         self.config = config
-        self.skill = jnp.asarray(config.skill, jnp.float32).reshape(-1)
-        self.skill_size = int(self.skill.shape[0])
+        self.prior = FixedSkill(tuple(float(v) for v in config.skill))
 
     def init(self, key) -> dict:
         return {}  # nothing to learn
 
-    def sample(self, key, n: int):
-        return jnp.broadcast_to(self.skill, (n, self.skill_size))
-
     def reward(self, params, batch):
         return batch["reward"][:, None]
-
-    def update(self, params, batch, key):
-        return params, {}

@@ -19,7 +19,7 @@ def _tiny_build(overrides):
 
     world = PointWorld(episode_length=20)
     objective = DistanceSkills(MetraConfig(hidden=(32, 32)), world.spec.obs_size)
-    learner = SAC(SACConfig(hidden=(32, 32)), world.spec.obs_size + objective.skill_size, world.spec.action_size)
+    learner = SAC(SACConfig(hidden=(32, 32)), world.spec.obs_size, world.spec.action_size, skill_size=objective.skill_size)
     loop = LoopConfig(
         num_envs=4, rollout_length=10, updates_per_epoch=3, batch_size=32, buffer_size=512, prefill_steps=64
     )

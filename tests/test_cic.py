@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import skills
+from tests.specs import spec_of
 from skills.base import UniformBoxPrior
 from skills.cic import CIC, CICConfig, RunningStats, cpc_loss, cpc_reward, knn_distances, knn_reward
 from tests.test_train import TINY
@@ -190,13 +191,13 @@ def test_update_learns_skills_from_transitions_and_tracks_knn_scale():
 
 
 def test_registry_prior_and_bad_options():
-    cic = skills.make("cic", {"skill_dim": 8, "hidden": [32]}, 3)
+    cic = skills.make("cic", {"skill_dim": 8, "hidden": [32]}, spec_of(3))
     assert isinstance(cic, CIC) and cic.skill_size == 8 and cic.n_rewards == 2
     assert CICConfig().temperature == 0.5 and CICConfig().knn_k == 12
-    assert skills.make("cic", {"reward_form": "code"}, 3).n_rewards == 1
+    assert skills.make("cic", {"reward_form": "code"}, spec_of(3)).n_rewards == 1
     for bad in [{"reward_form": "nope"}, {"cpc_form": "nope"}, {"temperature": 0.0}, {"skill_dim": 0}]:
         with pytest.raises(ValueError):
-            skills.make("cic", bad, 3)
+            skills.make("cic", bad, spec_of(3))
     z = np.asarray(UniformBoxPrior(5, 0.0, 1.0).sample(jax.random.PRNGKey(0), 4000))
     assert z.shape == (4000, 5) and z.min() >= 0.0 and z.max() < 1.0
     np.testing.assert_allclose(z.mean(0), 0.5, atol=0.02)

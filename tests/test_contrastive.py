@@ -137,7 +137,7 @@ def test_trajectory_replay_offsets_within_long_episodes_are_geometric():
 def test_critic_learns_true_future_goals():
     """Toy: the goal is s + a (+ noise). After a short training the forward InfoNCE picks the true
     goal among 64 far above chance (1/64)."""
-    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=16, learning_rate=1e-3), obs_size=4, action_size=2)
+    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=16, learning_rate=1e-3), obs_size=2, action_size=2, skill_size=2)
     params = learner.init(jax.random.PRNGKey(0))
 
     def batch(key):
@@ -145,7 +145,7 @@ def test_critic_learns_true_future_goals():
         s = jax.random.uniform(k1, (64, 2), minval=-1, maxval=1)
         a = jax.random.uniform(k2, (64, 2), minval=-1, maxval=1)
         g = s + a + 0.05 * jax.random.normal(k3, (64, 2))
-        return {"obs": jnp.concatenate([s, g], -1), "action": a}
+        return {"obs": s, "skill": g, "action": a}
 
     @jax.jit
     def step(params, key):
@@ -156,7 +156,7 @@ def test_critic_learns_true_future_goals():
     for i in range(300):
         params, metrics = step(params, jax.random.PRNGKey(100 + i))
     held_out = batch(jax.random.PRNGKey(999_999))
-    logits = learner.logits(params, held_out["obs"], held_out["action"])
+    logits = learner.logits(params, held_out["obs"], held_out["action"], held_out["skill"])
     accuracy = float(np.mean(np.argmax(np.asarray(logits), 1) == np.arange(64)))
     assert float(first["crl/accuracy"]) < 0.15
     assert accuracy > 0.5, accuracy
@@ -192,7 +192,7 @@ def test_spiral_and_u_goals_are_far_by_path():
 def _loop(goal=(0.0, -8.0), num_envs=8):
     world = PointWorld(maze="u", max_speed=0.5, episode_length=100)
     objective = GoalSkills(SingleGoalConfig(fixed_goal=goal), world.spec.obs_size)
-    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=32), world.spec.obs_size + 2, world.spec.action_size)
+    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=32), world.spec.obs_size, world.spec.action_size, skill_size=2)
     config = LoopConfig(
         num_envs=num_envs, rollout_length=50, updates_per_epoch=50, batch_size=128, buffer_size=40_000, prefill_steps=800
     )
@@ -276,7 +276,7 @@ def _sgcrl_success_curve(world, goal, critic, evaluations, epochs_per_evaluation
     ``epochs_per_evaluation`` epochs, one deterministic g*-conditioned episode per seed.
     Returns (reached [evaluations, seeds], success of 256 uniformly random episodes)."""
     objective = GoalSkills(SingleGoalConfig(fixed_goal=goal), world.spec.obs_size)
-    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=32, **critic), world.spec.obs_size + 2, world.spec.action_size)
+    learner = CRL(CRLConfig(hidden=(64, 64), repr_dim=32, **critic), world.spec.obs_size, world.spec.action_size, skill_size=2)
     config = LoopConfig(num_envs=8, rollout_length=50, updates_per_epoch=50, batch_size=128, buffer_size=buffer_size, prefill_steps=800)
     trainer = make_train(config, world, objective, learner)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), seeds))

@@ -13,6 +13,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from skills.base import UniformBoxPrior
+from tests.specs import spec_of
 from skills.dads import DADS, DADSConfig, Moments, dads_reward, mixture
 
 OBS = 2
@@ -331,7 +332,7 @@ def test_bad_options_are_value_errors(options, fragment):
     import skills
 
     with pytest.raises(ValueError, match=fragment):
-        skills.make("dads", options, OBS)
+        skills.make("dads", options, spec_of(OBS))
 
 
 def test_uniform_box_prior():
@@ -364,7 +365,7 @@ def test_vmapped_seeds_train_and_plan():
 
     world = PointWorld(episode_length=12)
     dads = _dads(prior_samples=4, num_candidates=8, refine_steps=2, primitive_horizon=3)
-    sac = SAC(SACConfig(hidden=HIDDEN), world.spec.obs_size + dads.skill_size, world.spec.action_size)
+    sac = SAC(SACConfig(hidden=HIDDEN), world.spec.obs_size, world.spec.action_size, skill_size=dads.skill_size)
     loop = LoopConfig(num_envs=4, rollout_length=8, updates_per_epoch=3, batch_size=32, buffer_size=500, prefill_steps=64, eval_episodes=4)
     trainer = make_train(loop, world, dads, sac)
     train = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)), static_argnums=1)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import skills
+from tests.specs import spec_of
 from skills.diayn import DIAYN, DIAYNConfig
 from tests.test_train import TINY
 
@@ -94,12 +95,12 @@ def test_update_learns_to_tell_separable_skills_apart():
 
 
 def test_registry_and_bad_options():
-    obj = skills.make("diayn", {"skill_dim": 8, "hidden": [32], "descriptor_size": 2}, 6)
+    obj = skills.make("diayn", {"skill_dim": 8, "hidden": [32], "descriptor_size": 2}, spec_of(6))
     assert isinstance(obj, DIAYN) and obj.skill_size == 8 and obj.descriptor_size == 2
     assert DIAYNConfig().skill_dim == 16
     for bad in [{"skill_dim": 1}, {"descriptor_size": 7}, {"descriptor_size": 0}]:
         with pytest.raises(ValueError):
-            skills.make("diayn", bad, 6)
+            skills.make("diayn", bad, spec_of(6))
     z = np.asarray(obj.sample(jax.random.PRNGKey(0), 4000))
     np.testing.assert_array_equal(z.sum(-1), 1.0)
     np.testing.assert_allclose(z.mean(0), 1 / 8, atol=0.02)

@@ -9,10 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from algos.base import Learner
 from algos.buffer import Replay
 from algos.loop import LoopConfig, make_train
 from algos.sac import SAC, SACConfig
 from skills.distance import DistanceSkills, MetraConfig
+from worlds.base import World
 from worlds.point import PointWorld
 
 HIDDEN = (64, 64)
@@ -21,14 +23,14 @@ SMALL = LoopConfig(num_envs=4, rollout_length=8, updates_per_epoch=3, batch_size
 
 def _parts(world, skill_dim: int = 2):
     objective = DistanceSkills(MetraConfig(skill_dim=skill_dim, hidden=HIDDEN), world.spec.obs_size)
-    learner = SAC(SACConfig(hidden=HIDDEN), world.spec.obs_size + objective.skill_size, world.spec.action_size)
+    learner = SAC(SACConfig(hidden=HIDDEN), world.spec.obs_size, world.spec.action_size, skill_size=objective.skill_size)
     return objective, learner
 
 
 # ---- trace counting -------------------------------------------------------------------------
 
 
-class CountingWorld:
+class CountingWorld(World):
     """Counts how often ``step`` and ``reset`` run in Python, i.e. how often they are traced."""
 
     def __init__(self, world):
@@ -49,16 +51,18 @@ class CountingWorld:
         return self.world.position(state)
 
 
-class CountingLearner:
+class CountingLearner(Learner):
     def __init__(self, learner):
         self.learner = learner
+        self.obs_size, self.skill_size, self.action_size = learner.obs_size, learner.skill_size, learner.action_size
+        self.n_rewards = learner.n_rewards
         self.updates = 0
 
     def init(self, key):
         return self.learner.init(key)
 
-    def act(self, params, obs, key, deterministic=False):
-        return self.learner.act(params, obs, key, deterministic)
+    def act(self, params, obs, skill, key, deterministic=False):
+        return self.learner.act(params, obs, skill, key, deterministic)
 
     def update(self, params, batch, rewards, key):
         self.updates += 1
@@ -235,7 +239,7 @@ def test_vmapped_seeds_equal_separate_runs():
 
 
 @dataclasses.dataclass(frozen=True)
-class TerminatingPoint:
+class TerminatingPoint(World):
     """The point world, but an episode terminates (not truncates) after ``terminate_at`` steps."""
 
     terminate_at: int

@@ -36,7 +36,13 @@ def _q(sac: SAC, critic, obs, action):
 
 
 def _greedy(sac: SAC, params, obs):
-    return np.asarray(jax.jit(lambda p, o: sac.act(p, o, None, deterministic=True))(params, jnp.asarray(obs)))
+    obs = jnp.asarray(obs)
+    return np.asarray(jax.jit(lambda p, o: sac.act(p, o, _no_skill(o), None, deterministic=True))(params, obs))
+
+
+def _no_skill(obs):
+    """The zero-width skill of a learner probed without an objective."""
+    return jnp.zeros((obs.shape[0], 0), obs.dtype)
 
 
 def _uniform(key, shape, lim=1.0):
@@ -55,7 +61,7 @@ def test_bandit_probe_finds_optimal_action_and_value():
         k_obs, k_act = jax.random.split(key)
         obs = _uniform(k_obs, (B, 1), 0.8)
         action = _uniform(k_act, (B, 1))  # off-policy data: uniform actions
-        batch = {"obs": obs, "next_obs": obs, "action": action, "terminal": jnp.ones((B,))}
+        batch = {"obs": obs, "skill": _no_skill(obs), "next_obs": obs, "action": action, "terminal": jnp.ones((B,))}
         return batch, 1.0 - (action - obs) ** 2
 
     params, metrics = _train(sac, make_batch, 1500)
@@ -90,7 +96,7 @@ def test_discount_probe_value_is_geometric_sum():
     def make_batch(key):
         k_obs, k_act = jax.random.split(key)
         obs = _uniform(k_obs, (B, 2))
-        batch = {"obs": obs, "next_obs": jnp.roll(obs, 1, 0), "action": _uniform(k_act, (B, 2)), "terminal": jnp.zeros((B,))}
+        batch = {"obs": obs, "skill": _no_skill(obs), "next_obs": jnp.roll(obs, 1, 0), "action": _uniform(k_act, (B, 2)), "terminal": jnp.zeros((B,))}
         return batch, jnp.ones((B, 1))
 
     params, _ = _train(sac, make_batch, 800)
@@ -107,7 +113,7 @@ def test_terminal_stops_bootstrapping():
     def make_batch(key):
         k_obs, k_act = jax.random.split(key)
         obs = _uniform(k_obs, (B, 2))
-        batch = {"obs": obs, "next_obs": jnp.roll(obs, 1, 0), "action": _uniform(k_act, (B, 2)), "terminal": jnp.ones((B,))}
+        batch = {"obs": obs, "skill": _no_skill(obs), "next_obs": jnp.roll(obs, 1, 0), "action": _uniform(k_act, (B, 2)), "terminal": jnp.ones((B,))}
         return batch, jnp.ones((B,))  # a flat [B] reward vector is accepted for one head
 
     params, _ = _train(sac, make_batch, 300)
@@ -128,7 +134,7 @@ def test_multi_head_critic_fits_each_term():
         k_obs, k_act = jax.random.split(key)
         obs = _uniform(k_obs, (B, 1))
         action = _uniform(k_act, (B, 2))
-        batch = {"obs": obs, "next_obs": obs, "action": action, "terminal": jnp.ones((B,))}
+        batch = {"obs": obs, "skill": _no_skill(obs), "next_obs": obs, "action": action, "terminal": jnp.ones((B,))}
         return batch, jnp.stack([action[:, 0], -action[:, 1] ** 2], -1)
 
     params, metrics = _train(sac, make_batch, 1500)
@@ -157,15 +163,17 @@ def test_critic_and_actor_losses_match_formula():
     cfg = SACConfig(
         hidden=HIDDEN, init_alpha=alpha, gamma=gamma, reward_scale=scale, head_weights=weights, learning_rate=0.0
     )
-    sac = SAC(cfg, 3, 2, n_rewards=2)
+    sac = SAC(cfg, 2, 2, n_rewards=2, skill_size=1)  # the networks see (obs, skill): 3 inputs
     params = sac.init(jax.random.PRNGKey(0))
     # Make the target critic differ from the critic, so that using the wrong one shows.
     params = params.replace(target_critic=jax.tree.map(lambda x: 1.3 * x + 0.01, params.target_critic))
     keys = jax.random.split(jax.random.PRNGKey(1), 5)
     n = 32
+    obs, next_obs = jax.random.normal(keys[0], (n, 3)), jax.random.normal(keys[1], (n, 3))
     batch = {
-        "obs": jax.random.normal(keys[0], (n, 3)),
-        "next_obs": jax.random.normal(keys[1], (n, 3)),
+        "obs": obs[:, :2],
+        "skill": obs[:, 2:],  # the same skill on both sides of a transition
+        "next_obs": next_obs[:, :2],
         "action": _uniform(keys[2], (n, 2)),
         "terminal": (jax.random.uniform(keys[3], (n,)) < 0.3).astype(jnp.float32),
     }
@@ -177,13 +185,15 @@ def test_critic_and_actor_losses_match_formula():
     @jax.jit
     def pieces(params):
         k_next, k_now = jax.random.split(key)
-        next_action, next_logp = sac._dist(params.actor, batch["next_obs"])[0].sample_and_log_prob(seed=k_next)
-        action, logp = sac._dist(params.actor, batch["obs"])[0].sample_and_log_prob(seed=k_now)
+        next_inputs = jnp.concatenate([batch["next_obs"], batch["skill"]], -1)  # SAC's own layout
+        inputs = jnp.concatenate([batch["obs"], batch["skill"]], -1)
+        next_action, next_logp = sac.policy.dist(params.actor, next_inputs)[0].sample_and_log_prob(seed=k_next)
+        action, logp = sac.policy.dist(params.actor, inputs)[0].sample_and_log_prob(seed=k_now)
         return (
-            sac.critic_net.apply(params.target_critic, batch["next_obs"], next_action),
+            sac.critic_net.apply(params.target_critic, next_inputs, next_action),
             next_logp,
-            sac.critic_net.apply(params.critic, batch["obs"], batch["action"]),
-            sac.critic_net.apply(params.critic, batch["obs"], action),
+            sac.critic_net.apply(params.critic, inputs, batch["action"]),
+            sac.critic_net.apply(params.critic, inputs, action),
             logp,
         )
 
@@ -211,6 +221,7 @@ def _one_update(cfg: SACConfig):
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     batch = {
         "obs": jax.random.normal(keys[0], (B, 2)),
+        "skill": jnp.zeros((B, 0)),
         "next_obs": jax.random.normal(keys[1], (B, 2)),
         "action": _uniform(keys[2], (B, 3)),
         "terminal": jnp.zeros((B,)),

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from worlds import xla_cpu
-from worlds.base import State, WorldSpec, strong_types
+from worlds.base import State, World, WorldSpec, strong_types
 
 # name -> (brax env name, number of position coordinates used for coverage, default kwargs)
 BRAX_WORLDS = {
@@ -21,7 +21,7 @@ BRAX_WORLDS = {
 }
 
 
-class BraxWorld:
+class BraxWorld(World):
     def __init__(
         self,
         name: str,

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 
 from worlds import xla_cpu
-from worlds.base import State, WorldSpec, strong_types
+from worlds.base import State, World, WorldSpec, strong_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _reacher(env_name: str, config_overrides: dict | None):
     return Reacher()
 
 
-class DMCWorld:
+class DMCWorld(World):
     """A DM Control Suite task on MJX, through the World protocol.
 
     ``state.physics`` is the Playground ``State`` (its ``.data`` is the ``mjx.Data``) for the

@@ -15,7 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from worlds.base import State, WorldSpec, strong_types
+from worlds.base import State, World, WorldSpec, strong_types
 
 # Named wall layouts, each a tuple of (x_min, y_min, x_max, y_max) rectangles.
 MAZES = {
@@ -53,7 +53,7 @@ TASKS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class PointWorld:
+class PointWorld(World):
     arena_size: float = 10.0
     max_speed: float = 0.2
     episode_length: int = 100
@@ -84,7 +84,11 @@ class PointWorld:
 
     @property
     def spec(self) -> WorldSpec:
-        return WorldSpec(
+        return self._spec()
+
+    def _spec(self, **changes) -> WorldSpec:
+        """The point world's spec, with ``changes`` (for worlds built on it)."""
+        facts = dict(
             name="point",
             obs_size=2,
             action_size=2,
@@ -94,6 +98,7 @@ class PointWorld:
             goal_radius=self.goal_radius,
             goal_threshold=self.goal_threshold,
         )
+        return WorldSpec(**{**facts, **changes})
 
     @property
     def walls(self) -> jax.Array:

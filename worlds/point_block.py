@@ -34,14 +34,6 @@ from worlds.point import PointWorld
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectWorldSpec(WorldSpec):
-    """A :class:`WorldSpec` for worlds with an object the agent moves: ``object_position(state)``
-    has ``object_size`` coordinates, binned with the same ``coverage_cell``."""
-
-    object_size: int = 2
-
-
-@dataclasses.dataclass(frozen=True)
 class PointBlockWorld(PointWorld):
     """The point world's options (and its move, walls and checks), plus the block's."""
 
@@ -68,10 +60,9 @@ class PointBlockWorld(PointWorld):
             raise ValueError(f"block_start {self.block_start} overlaps a wall of maze {self.maze!r}")
 
     @property
-    def spec(self) -> ObjectWorldSpec:
+    def spec(self) -> WorldSpec:
         # The point world's spec, with the block in the observation and an object to cover.
-        point = dataclasses.asdict(super().spec)
-        return ObjectWorldSpec(**dict(point, name="point_block", obs_size=point["obs_size"] + 2), object_size=2)
+        return self._spec(name="point_block", obs_size=4, object_size=2)
 
     def reset(self, key: jax.Array) -> State:
         agent = super().reset(key)

@@ -6,13 +6,17 @@ training loop never knows how many wrappers it talks to.
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import jax.numpy as jnp
 
-from worlds.base import State, WorldSpec
+from worlds.base import State, World, WorldSpec
 
 
-class Wrapper:
+class Wrapper(World):
+    """A world around a world: every hook goes to the inner world unless the wrapper changes it."""
+
     def __init__(self, world):
         self.world = world
 
@@ -30,12 +34,31 @@ class Wrapper:
         return self.world.position(state)
 
     def object_position(self, state):
-        """Positions of movable objects, for worlds that have them (e.g. point_block's block)."""
         return self.world.object_position(state)
+
+    def agent_positions(self, state):
+        return self.world.agent_positions(state)
+
+    def reward_terms(self, state):
+        return self.world.reward_terms(state)
+
+    @property
+    def walls(self):
+        return self.world.walls
+
+    def init_params(self, key):
+        return self.world.init_params(key)
+
+    def bind(self, params):
+        """This wrapper around the inner world bound to ``params`` (a shallow copy: wrappers hold
+        only their options and the inner world)."""
+        bound = copy.copy(self)
+        bound.world = self.world.bind(params)
+        return bound
 
     @property
     def unwrapped(self):
-        return getattr(self.world, "unwrapped", self.world)
+        return self.world.unwrapped if isinstance(self.world, Wrapper) else self.world
 
 
 class TimeLimit(Wrapper):
@@ -152,6 +175,12 @@ class Batched(Wrapper):
 
     def object_position(self, state):
         return jax.vmap(self.world.object_position)(state)
+
+    def agent_positions(self, state):
+        return jax.vmap(self.world.agent_positions)(state)
+
+    def reward_terms(self, state):
+        return jax.vmap(self.world.reward_terms)(state)
 
 
 def wrap_for_training(
