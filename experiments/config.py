@@ -37,7 +37,7 @@ def dataclass_defaults(config_cls) -> dict:
     return out
 
 
-def _store_learner_defaults() -> None:
+def register_learner_defaults() -> None:
     """Register every learner's dataclass defaults as the config ``learner/<name>_defaults``, which
     configs/learner/<name>.yaml extends: the dataclass (e.g. SACConfig in algos/sac.py) is the one
     source of a learner's defaults, and the YAML adds only what the dataclass cannot know.
@@ -52,7 +52,7 @@ def _store_learner_defaults() -> None:
         store.store(group="learner", name=f"{name}_defaults", node={"name": name, **dataclass_defaults(config_cls)})
 
 
-_store_learner_defaults()
+register_learner_defaults()
 
 
 def options(group: str) -> list[str]:
