@@ -6,6 +6,7 @@ one-line message (``ConfigError``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -16,6 +17,42 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 class ConfigError(ValueError):
     """Bad user input: reported as one line, before any compile."""
+
+
+def dataclass_defaults(config_cls) -> dict:
+    """A config dataclass's fields and defaults as plain YAML data (tuples become lists); a field
+    without a default becomes ``???``, which OmegaConf reports as missing if nothing sets it."""
+
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+    out = {}
+    for field in dataclasses.fields(config_cls):
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = plain(field.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = plain(field.default_factory())
+        else:
+            out[field.name] = "???"
+    return out
+
+
+def register_learner_defaults() -> None:
+    """Register every learner's dataclass defaults as the config ``learner/<name>_defaults``, which
+    configs/learner/<name>.yaml extends: the dataclass (e.g. SACConfig in algos/sac.py) is the one
+    source of a learner's defaults, and the YAML adds only what the dataclass cannot know.
+
+    Runs on import, so that both ``compose()`` and ``@hydra.main`` (experiments/train.py) see it."""
+    from hydra.core.config_store import ConfigStore
+
+    import algos
+
+    store = ConfigStore.instance()
+    for name, (_, config_cls) in algos.LEARNERS.items():
+        store.store(group="learner", name=f"{name}_defaults", node={"name": name, **dataclass_defaults(config_cls)})
+
+
+register_learner_defaults()
 
 
 def options(group: str) -> list[str]:
