@@ -79,7 +79,7 @@ def finetune(args: dict):
     from algos.loop import make_train
     from experiments import train
     from experiments.config import build, validate
-    from experiments.evaluate import load_trainer
+    from experiments.runs import load_trainer
 
     for key in ("pretrained", "task"):
         if key not in args:
