@@ -39,8 +39,7 @@ def _member_program(trainer, n_members: int, epochs: int, seed: int = 0):
 
     from experiments import bench, sweep
 
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jax.numpy.arange(n_members))
-    state = jax.block_until_ready(trainer.init_members()(keys))
+    state = jax.block_until_ready(trainer.init_members()(sweep.seed_keys(seed, range(n_members))))
     sharding = sweep.member_sharding(n_members)
     if sharding is not None:
         state = jax.device_put(state, sharding)
@@ -59,11 +58,11 @@ def _sequential_program(trainer, n_seeds: int, epochs: int, seed: int = 0):
     compiled program, each seed its own state)."""
     import jax
 
-    from experiments import bench
+    from experiments import bench, sweep
 
     run = jax.jit(trainer.run, static_argnums=1, donate_argnums=0)
     init = jax.jit(trainer.init)
-    states = [bench._own_buffers(init(jax.random.fold_in(jax.random.PRNGKey(seed), i))) for i in range(n_seeds)]
+    states = [bench._own_buffers(init(key)) for key in sweep.seed_keys(seed, range(n_seeds))]
 
     def fn():
         for i in range(n_seeds):
