@@ -18,22 +18,17 @@ OPTIONS = ("run_dir", "checkpoint", "plots")
 
 
 def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
-    from experiments.eval_protocol import Evaluator, save_skill_figure
+    """Evaluate a saved run's checkpoint (the newest by default); append its rows to eval.jsonl."""
+    from experiments import sweep
+    from experiments.eval_protocol import Evaluator, evaluation_rows, save_skill_figure
     from experiments.logger import RunLogger
 
     trainer, state, epoch, cfg = load_trainer(run_dir, checkpoint)
     run_dir = Path(run_dir)
     metrics, positions, skills = Evaluator(trainer, trainer.config.eval_episodes, cfg.seed)(state, epoch)
     step = epoch * trainer.config.steps_per_epoch
-    from experiments import sweep
-
     members = sweep.members(cfg)
-    rows = []
-    for member, m in zip(members, metrics):
-        row = {"step": step, "seed": cfg.seed + member.seed_index, "epoch": epoch, "checkpoint": epoch, **m}
-        if member.settings:
-            row["member"] = member.name(cfg.seed)
-        rows.append(row)
+    rows = evaluation_rows(metrics, members, cfg.seed, step, epoch, checkpoint=epoch)
     logger = RunLogger(run_dir, len(members), tensorboard=False)
     logger.path = run_dir / "eval.jsonl"
     logger.log(rows)
