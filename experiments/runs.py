@@ -17,13 +17,13 @@ def load_trainer(run_dir, checkpoint: int | None = None):
         raise ConfigError(f"run directory {run_dir} does not exist")
     cfg = load(run_dir)
     validate(cfg)
-    world, objective, learner, loop = build(cfg)
     from experiments.checkpoint import Checkpoints
 
     checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
     if not checkpoints.steps():
         raise ConfigError(f"no checkpoint to evaluate in {checkpoints.directory}")
-    checkpoints.check_format()
+    checkpoints.check_format()  # before the build: a run this code cannot read goes no further
+    world, objective, learner, loop = build(cfg)
 
     import jax
 

@@ -84,8 +84,8 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
     ``initial_state`` (a member-batched TrainState) replaces the fresh init of a new run; the
     finetuning CLI passes one that holds pretrained weights."""
     validate(cfg)
-    world, objective, learner, loop = build(cfg)
     _check_run_dir(cfg)
+    world, objective, learner, loop = build(cfg)
     # Everything above is cheap and checks the input; JAX work starts here.
     from experiments.checkpoint import Checkpoints
     from experiments.eval_protocol import Evaluator
