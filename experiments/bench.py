@@ -26,6 +26,9 @@ Suites (``suite=...``, implemented in experiments/bench_suite.py; the other opti
   steps/s and compile seconds, dm_control's MuJoCo C stepping one world on one thread in the same
   process (``mujoco_c_steps_per_s``, control steps) and ``mjx_over_mujoco_c`` = env-only / MuJoCo C.
 
+The probes (each compiled and warmed up when built, then timed) are in experiments/probes.py,
+shared with the suites.
+
 Any other ``key=value`` is a run-config override (``loop.num_envs=64``, ``network.hidden=[256,256]``);
 an unknown key is a one-line error with exit code 2. Results are printed and written as JSON.
 """
@@ -40,8 +43,9 @@ import platform
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
+
+from experiments import probes
 
 SUITES = ("single", "seeds", "algos", "dmc")
 BENCH_KEYS = {"out": str, "reps": int, "suite": str, "seeds_vs_sequential": str, "epochs": int}  # consumed here; every other key=value goes to the run config
@@ -73,158 +77,14 @@ class UsageError(ValueError):
     """Bad command line: reported as one line, exit code 2."""
 
 
-def _build(overrides: list[str]):
-    """``(world, objective, learner, loop_config)`` for Hydra-style overrides, as ``train`` builds them."""
-    from experiments import config
-
-    return config.build(config.compose(list(overrides)))
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-def _flops(compiled) -> float:
-    """FLOPs from XLA cost analysis; it is a dict or a list of dicts depending on the jax version."""
-    cost = compiled.cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
-    flops = float((cost or {}).get("flops", float("nan")))
-    return flops if flops > 0 else float("nan")
+# The run ``main`` measures, built from the overrides as ``train`` builds it (a name of its own, so
+# that the tests can swap in a tiny run).
+_build = probes.build
 
 
 def _peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
-
-
-def _own_buffers(tree):
-    """A copy whose leaves are distinct buffers, so the tree can be donated (a world's reset may
-    return one array under two names, e.g. ``obs`` and ``info['final_obs']``)."""
-    import jax
-    import jax.numpy as jnp
-
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
-
-
-def _cache_entries(path) -> int:
-    return sum(1 for _ in Path(path).iterdir()) if path and Path(path).is_dir() else 0
-
-
-# ---- measurements -----------------------------------------------------------------------------------
-# Each probe is compiled and warmed up when built and returns a zero-argument ``call`` that runs one
-# timed unit and blocks until it is done. ``bench`` then times the probes in interleaved rounds, so
-# that every figure (and the matmul peak they are compared with) sees the same machine: on a shared
-# CPU other processes come and go, and back-to-back blocks of repetitions would each see a
-# different load.
-
-
-def _timed(fn):
-    def call() -> float:
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-
-    return call
-
-
-def matmul_probe(n: int):
-    """A large jitted f32 matmul: ``2 n^3`` FLOPs per call."""
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(jnp.matmul)
-    call = _timed(lambda: jax.block_until_ready(f(a, b)))
-    call()  # compile + warm-up
-    return call
-
-
-def env_only_probe(world, num_envs: int, length: int, min_call_s: float = 0.05):
-    """Random actions through ``wrap_for_training``: a jitted ``lax.scan`` of ``length`` steps.
-
-    A cheap world runs such a scan in well under a millisecond, where dispatch would dominate, so
-    one timed call chains as many scans as take ``min_call_s`` (dispatched asynchronously, one
-    block at the end). Returns the call and the env steps it takes."""
-    import jax
-
-    from worlds.wrappers import wrap_for_training
-
-    env = wrap_for_training(world, num_envs)
-    action_size = world.spec.action_size
-
-    def rollout(state, key):
-        def step(state, k):
-            action = jax.random.uniform(k, (num_envs, action_size), minval=-1.0, maxval=1.0)
-            return env.step(state, action), None
-
-        key, k_steps = jax.random.split(key)
-        state, _ = jax.lax.scan(step, state, jax.random.split(k_steps, length))
-        return state, key
-
-    run = jax.jit(rollout, donate_argnums=(0, 1))
-    box = {"carry": _own_buffers((env.reset(jax.random.key(0)), jax.random.key(1))), "chain": 1}
-
-    def fn():
-        for _ in range(box["chain"]):
-            box["carry"] = run(*box["carry"])
-        jax.block_until_ready(box["carry"])
-
-    fn()  # compile + warm-up
-    call = _timed(fn)
-    while call() < min_call_s and box["chain"] < 4096:
-        box["chain"] *= 2
-    return call, box["chain"] * num_envs * length
-
-
-def rollout_probe(trainer, state):
-    """The policy's rollout alone (``trainer.rollout`` jitted), from the same state every call."""
-    import jax
-
-    def rollout(state):
-        new, transitions = trainer.rollout(state, trainer.config.rollout_length)
-        return new.world, new.skill, transitions
-
-    run = jax.jit(rollout)
-    call = _timed(lambda: jax.block_until_ready(run(state)))
-    call()  # compile + warm-up
-    return call
-
-
-def updates_probe(trainer, state):
-    """``trainer.updates`` jitted alone, and the FLOPs of one ``update_step`` (XLA cost analysis)."""
-    import jax
-
-    def updates(state):
-        new, metrics = trainer.updates(state)
-        return new.learner, new.objective, metrics  # only what changes: no buffer in the outputs
-
-    run = jax.jit(updates)
-    call = _timed(lambda: jax.block_until_ready(run(state)))
-    call()  # compile + warm-up
-    k_sample, k_update = jax.random.split(jax.random.key(2))
-    batch = trainer.replay.sample(state.buffer, k_sample)
-    step = jax.jit(trainer.update_step).lower(state.learner, state.objective, batch, k_update).compile()
-    return call, _flops(step)
-
-
-def epoch_probe(trainer, state, cache_dir=None):
-    """The whole epoch as training runs it: jitted, the state donated (the buffer updated in place).
-
-    Returns the call, the compile time (trace + lower + compile) and whether the executable came
-    from the persistent compilation cache (no new cache entry was written)."""
-    import jax
-
-    cache_before = _cache_entries(cache_dir)
-    start = time.perf_counter()
-    epoch = jax.jit(trainer.epoch, donate_argnums=0).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    cache_hit = cache_dir is not None and _cache_entries(cache_dir) == cache_before
-    box = {"state": _own_buffers(state)}
-
-    def fn():
-        box["state"], _ = jax.block_until_ready(epoch(box["state"]))
-
-    fn()  # warm-up
-    return _timed(fn), compile_s, cache_hit
 
 
 def reference_trainer(world, loop):
@@ -253,6 +113,8 @@ def _registry_name(part, registry: dict) -> str:
 
 
 def bench(world, objective, learner, loop, reps: int = 7, cache_dir=None) -> dict:
+    """The single-config figures (see the module docstring): this run's probes and the reference
+    learner's, timed in ``reps`` interleaved rounds; medians, and the paired ratios per round."""
     import jax
 
     import algos
@@ -265,25 +127,25 @@ def bench(world, objective, learner, loop, reps: int = 7, cache_dir=None) -> dic
     ref_trainer = reference_trainer(world, loop)
     ref_state = jax.block_until_ready(jax.jit(ref_trainer.init)(jax.random.key(1)))
 
-    epoch, compile_s, compile_cache_hit = epoch_probe(trainer, state, cache_dir)
-    updates, flops = updates_probe(trainer, state)
-    ref_updates, ref_flops = updates_probe(ref_trainer, ref_state)
-    env_only, env_only_steps = env_only_probe(world, loop.num_envs, loop.rollout_length)
-    probes = {
-        "matmul": matmul_probe(MATMUL_SIZE),
+    epoch, compile_s, compile_cache_hit = probes.epoch_probe(trainer, state, cache_dir)
+    updates, flops = probes.updates_probe(trainer, state)
+    ref_updates, ref_flops = probes.updates_probe(ref_trainer, ref_state)
+    env_only, env_only_steps = probes.env_only_probe(world, loop.num_envs, loop.rollout_length)
+    calls = {
+        "matmul": probes.matmul_probe(MATMUL_SIZE),
         "env_only": env_only,
-        "rollout": rollout_probe(trainer, state),
+        "rollout": probes.rollout_probe(trainer, state),
         "updates": updates,
         "epoch": epoch,
         "ref_updates": ref_updates,
     }
-    times = {name: [] for name in probes}
-    peak_after = {name: [] for name in probes}  # the matmul sample taken right after each call
+    times = {name: [] for name in calls}
+    peak_after = {name: [] for name in calls}  # the matmul sample taken right after each call
     for _ in range(reps):
-        for name, call in probes.items():
+        for name, call in calls.items():
             times[name].append(call())
             if name != "matmul":
-                peak_after[name].append(probes["matmul"]())
+                peak_after[name].append(calls["matmul"]())
                 times["matmul"].append(peak_after[name][-1])
     t = {name: statistics.median(samples) for name, samples in times.items()}
     mm_flops = 2 * MATMUL_SIZE**3
@@ -407,7 +269,7 @@ def run_suite(suite: str, options: dict, overrides: list[str], cache_dir) -> dic
         results = bench_suite.seeds_bench(overrides, reps=options["reps"], epochs=options["epochs"])
         _check(results, bench_suite.SEEDS_KEYS)
     elif suite == "algos":
-        results = bench_suite.algos_bench(overrides, reps=options["reps"], cache_dir=cache_dir)
+        results = bench_suite.algos_bench(overrides, reps=options["reps"], measure=bench, cache_dir=cache_dir)
         for name, figures in results.items():
             if not name.startswith("_"):
                 _check(figures, ("error",) if "error" in figures else CONTRACT_KEYS, f"{name}: ")

@@ -1,4 +1,5 @@
 """The benchmark's suites (``python -m experiments.bench suite=seeds|algos|dmc``); see experiments/bench.py.
+Their probes are experiments/probes.py's, shared with the single-config bench.
 
 - ``seeds``: 8 seeds vmapped in one program vs 8 sequential single-seed runs of the same epochs
   (both after compile), and the same 8-member program on 1 vs 2 simulated CPU devices (the
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from experiments import probes
+
 SEEDS = 8  # members of the vmapped program
 SEEDS_EPOCHS = 5  # epochs per timed call (one ``trainer.run`` scan)
 SEEDS_DEFAULTS = ["world=point", "algo=metra"]
@@ -37,21 +40,20 @@ def _member_program(trainer, n_members: int, epochs: int, seed: int = 0):
     and warmed up, its state sharded over the devices; ``call`` times one chunk of ``epochs``."""
     import jax
 
-    from experiments import bench, sweep
+    from experiments import sweep
 
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jax.numpy.arange(n_members))
-    state = jax.block_until_ready(trainer.init_members()(keys))
+    state = jax.block_until_ready(trainer.init_members()(sweep.seed_keys(seed, range(n_members))))
     sharding = sweep.member_sharding(n_members)
     if sharding is not None:
         state = jax.device_put(state, sharding)
     run = trainer.run_members()
-    box = {"state": bench._own_buffers(state) if sharding is None else state}
+    box = {"state": probes.own_buffers(state) if sharding is None else state}
 
     def fn():
         box["state"], _ = jax.block_until_ready(run(box["state"], epochs))
 
     fn()  # compile + warm-up
-    return bench._timed(fn), n_members * epochs * trainer.config.steps_per_epoch
+    return probes.timed(fn), n_members * epochs * trainer.config.steps_per_epoch
 
 
 def _sequential_program(trainer, n_seeds: int, epochs: int, seed: int = 0):
@@ -59,18 +61,18 @@ def _sequential_program(trainer, n_seeds: int, epochs: int, seed: int = 0):
     compiled program, each seed its own state)."""
     import jax
 
-    from experiments import bench
+    from experiments import sweep
 
     run = jax.jit(trainer.run, static_argnums=1, donate_argnums=0)
     init = jax.jit(trainer.init)
-    states = [bench._own_buffers(init(jax.random.fold_in(jax.random.PRNGKey(seed), i))) for i in range(n_seeds)]
+    states = [probes.own_buffers(init(key)) for key in sweep.seed_keys(seed, range(n_seeds))]
 
     def fn():
         for i in range(n_seeds):
             states[i], _ = jax.block_until_ready(run(states[i], epochs))
 
     fn()  # compile + warm-up
-    return bench._timed(fn)
+    return probes.timed(fn)
 
 
 def devices_worker(overrides: list[str], n_members: int, epochs: int, reps: int) -> dict:
@@ -78,9 +80,8 @@ def devices_worker(overrides: list[str], n_members: int, epochs: int, reps: int)
     import jax
 
     from algos.loop import make_train
-    from experiments import bench
 
-    world, objective, learner, loop = bench._build(overrides)
+    world, objective, learner, loop = probes.build(overrides)
     call, steps = _member_program(make_train(loop, world, objective, learner), n_members, epochs)
     seconds = statistics.median(call() for _ in range(reps))
     return {"device_count": jax.device_count(), "chunk_s": seconds, "env_steps_per_s": steps / seconds}
@@ -117,11 +118,10 @@ def seeds_bench(overrides: list[str], reps: int = 5, epochs: int = SEEDS_EPOCHS,
     import jax
 
     from algos.loop import make_train
-    from experiments import bench
 
     load_start = os.getloadavg()
     overrides = with_defaults(overrides, SEEDS_DEFAULTS)
-    world, objective, learner, loop = bench._build(overrides)
+    world, objective, learner, loop = probes.build(overrides)
     trainer = make_train(loop, world, objective, learner)
     vmapped, steps = _member_program(trainer, n_seeds, epochs)
     sequential = _sequential_program(trainer, n_seeds, epochs)
@@ -183,11 +183,13 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
 
 
-def algos_bench(overrides: list[str], reps: int, cache_dir=None, extra_runs=None) -> dict:
+def algos_bench(overrides: list[str], reps: int, measure, cache_dir=None, extra_runs=None) -> dict:
     """``{algo: bench figures}`` for every algo config on ``point`` (then the ``EXTRA_RUNS`` pairs,
     keyed ``algo@world``, when the algo exists). A run that fails is ``{"error": ...}`` and the
-    suite goes on."""
-    from experiments import bench
+    suite goes on.
+
+    ``measure`` is the single-config bench, ``experiments.bench.bench``; the CLI passes it in, so
+    that this module does not import the CLI that imports it."""
 
     load_start = os.getloadavg()
     names = algo_names()
@@ -205,8 +207,8 @@ def algos_bench(overrides: list[str], reps: int, cache_dir=None, extra_runs=None
     for algo, world, key in runs:
         print(f"bench: {key} ...", file=sys.stderr, flush=True)
         try:
-            built = bench._build(with_defaults(overrides, [f"world={world}", f"algo={algo}"]))
-            out[key] = bench.bench(*built, reps=reps, cache_dir=cache_dir)
+            built = probes.build(with_defaults(overrides, [f"world={world}", f"algo={algo}"]))
+            out[key] = measure(*built, reps=reps, cache_dir=cache_dir)
             out[key]["config"]["world_config"] = world  # the config group (world.spec.name may be shared)
         except Exception as e:  # noqa: BLE001 - one broken algo must not hide the others' figures
             out[key] = {"error": _first_line(e)}
@@ -239,17 +241,16 @@ def mujoco_c_probe(domain: str, task: str, steps: int = MUJOCO_C_STEPS, seed: in
 
 
 def dmc_world_bench(world, loop, objective, learner, reps: int, cache_dir=None) -> dict:
-    """Env-only and training steps/s and compile seconds of one world (the probes of ``bench``)."""
+    """Env-only and training steps/s and compile seconds of one world (the probes of the single-config bench)."""
     import jax
 
     from algos.loop import make_train
-    from experiments import bench
 
     trainer = make_train(loop, world, objective, learner)
     state = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
-    epoch, compile_s, cache_hit = bench.epoch_probe(trainer, state, cache_dir)
+    epoch, compile_s, cache_hit = probes.epoch_probe(trainer, state, cache_dir)
     start = time.perf_counter()
-    env_only, env_steps = bench.env_only_probe(world, loop.num_envs, loop.rollout_length)
+    env_only, env_steps = probes.env_only_probe(world, loop.num_envs, loop.rollout_length)
     env_compile_s = time.perf_counter() - start
     times = {"env_only": [], "epoch": []}
     for _ in range(reps):
@@ -276,8 +277,6 @@ def dmc_bench(overrides: list[str], reps: int, cache_dir=None, worlds_=DMC_WORLD
     MuJoCo C side is measured and the entry says the MJX side waits for them."""
     import worlds
 
-    from experiments import bench
-
     load_start = os.getloadavg()
     out: dict = {}
     for name in worlds_:
@@ -285,7 +284,7 @@ def dmc_bench(overrides: list[str], reps: int, cache_dir=None, worlds_=DMC_WORLD
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         entry = mujoco_c_probe(domain, task)
         if name in worlds.names():
-            world, objective, learner, loop = bench._build([f"world={name}"] + list(overrides))
+            world, objective, learner, loop = probes.build([f"world={name}"] + list(overrides))
             entry = {**dmc_world_bench(world, loop, objective, learner, reps, cache_dir), **entry}
             entry["mjx_over_mujoco_c"] = entry["env_steps_per_s_env_only"] / entry["mujoco_c_steps_per_s"]
         else:

@@ -3,6 +3,9 @@
 Orbax writes each step into a temporary directory and renames it when complete, so a crash never
 leaves a half-written checkpoint that looks finished. On restore, an unreadable newest checkpoint
 is reported and the previous good one is used.
+
+Every checkpoint's meta names its format (``CHECKPOINT_FORMAT``); a run written in another format
+is refused with one line before anything is compiled or restored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import orbax.checkpoint as ocp
 
 from experiments.config import ConfigError
 
+# The layout of the stored TrainState. A checkpoint is a flat list of the state's leaves, so one
+# written for another layout cannot be restored into this one: raise the number whenever the
+# TrainState gains, loses or reorders leaves. Checkpoints written before the number existed have
+# no "format" in their meta; they are format 1.
+CHECKPOINT_FORMAT = 2
+
 
 class Checkpoints:
     def __init__(self, run_dir, keep: int = 3):
@@ -28,6 +37,7 @@ class Checkpoints:
         )
 
     def save(self, step: int, state, meta: dict) -> None:
+        meta = {**meta, "format": CHECKPOINT_FORMAT}
         self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
@@ -38,6 +48,28 @@ class Checkpoints:
     def steps(self) -> list[int]:
         self.manager.reload()
         return sorted(self.manager.all_steps())
+
+    def check_format(self) -> None:
+        """Refuse, as a one-line ConfigError, a run whose checkpoints this code cannot read.
+
+        Reads only the small JSON meta, so a run of another format fails before any compile."""
+        found = self._format()
+        if found is not None and found != CHECKPOINT_FORMAT:
+            raise ConfigError(
+                f"{self.directory.parent} holds checkpoints of format version {found}; this code reads version "
+                f"{CHECKPOINT_FORMAT} (the TrainState layout changed): train the run again, or use the code that wrote it"
+            )
+
+    def _format(self):
+        """The format of the newest checkpoint whose meta is readable; None if none is (``restore``
+        then reports them as corrupt)."""
+        for step in reversed(self.steps()):
+            try:
+                meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            except Exception:  # orbax raises many types for unreadable files
+                continue
+            return meta.get("format", 1)
+        return None
 
     def restore(self, abstract_state, warn=print, step: int | None = None):
         """The newest readable checkpoint as ``(step, state, meta)``; older ones stand in for a corrupt one.

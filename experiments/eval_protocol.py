@@ -92,11 +92,33 @@ class Evaluator:
         return rows, np.asarray(trajectories["position"]), np.asarray(skills)
 
 
+def evaluation_rows(metrics, members, seed: int, step: int, epoch: int, **where) -> list[dict]:
+    """The rows an evaluation logs, one per member (``metrics.jsonl``, ``eval.jsonl``): ``step``,
+    ``seed`` and ``epoch`` (then ``where``, e.g. the checkpoint evaluated), the Evaluator's metrics
+    and, for a member of a sweep, its name and its ``sweep/<config path>`` settings.
+
+    ``metrics``: the Evaluator's rows; ``members``: the run's ``sweep.Member``s; ``seed``: the run's
+    first seed."""
+    rows = []
+    for member, row in zip(members, metrics):
+        row = {"step": step, "seed": seed + member.seed_index, "epoch": epoch, **where, **row}
+        if member.settings:
+            row["member"] = member.name(seed)
+            row.update({f"sweep/{path}": value for path, value in member.settings.items()})
+        rows.append(row)
+    return rows
+
+
+def row_label(row: dict) -> str:
+    """How messages and figures name a row's member: its sweep name, else ``seed <n>``."""
+    return row.get("member", f"seed {row['seed']}")
+
+
 def save_skill_figure(run_dir, step: int, positions, skills, rows, logger=None) -> Path:
     """plots/skills_<step>.png: one panel per seed; also sent to TensorBoard if a logger is given."""
     from experiments.plots import trajectories_figure
 
-    titles = [f"{r.get('member', 'seed ' + str(r['seed']))}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
+    titles = [f"{row_label(r)}: coverage {r['eval/coverage']} (random {r['eval/coverage_random']})" for r in rows]
     fig = trajectories_figure(positions, skills, titles)
     path = Path(run_dir) / "plots" / f"skills_{step:010d}.png"
     path.parent.mkdir(exist_ok=True)

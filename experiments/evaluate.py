@@ -11,56 +11,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from experiments.config import ConfigError, build, load, validate
+from experiments.config import ConfigError
+from experiments.runs import load_trainer
 
 OPTIONS = ("run_dir", "checkpoint", "plots")
 
 
-def load_trainer(run_dir, checkpoint: int | None = None):
-    """``(trainer, state, epoch, cfg)`` of a saved run: its Trainer and a restored TrainState
-    (leading axis: seeds) — the newest checkpoint, or checkpoint ``checkpoint`` (an epoch)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist")
-    cfg = load(run_dir)
-    validate(cfg)
-    world, objective, learner, loop = build(cfg)
-    from experiments.checkpoint import Checkpoints
-
-    checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
-    if not checkpoints.steps():
-        raise ConfigError(f"no checkpoint to evaluate in {checkpoints.directory}")
-
-    import jax
-
-    from algos.loop import make_train
-    from experiments import sweep
-    from experiments.runtime import enable_compilation_cache
-
-    enable_compilation_cache()
-    trainer = make_train(loop, world, objective, learner)
-    abstract = jax.eval_shape(trainer.init_members(), sweep.keys(cfg, sweep.members(cfg)))
-    epoch, state, _ = checkpoints.restore(abstract, warn=lambda msg, file=None: print(msg, file=sys.stderr), step=checkpoint)
-    return trainer, state, epoch, cfg
-
-
 def evaluate(run_dir, checkpoint: int | None = None, plots: bool = True) -> list[dict]:
-    from experiments.eval_protocol import Evaluator, save_skill_figure
+    """Evaluate a saved run's checkpoint (the newest by default); append its rows to eval.jsonl."""
+    from experiments import sweep
+    from experiments.eval_protocol import Evaluator, evaluation_rows, save_skill_figure
     from experiments.logger import RunLogger
 
     trainer, state, epoch, cfg = load_trainer(run_dir, checkpoint)
     run_dir = Path(run_dir)
     metrics, positions, skills = Evaluator(trainer, trainer.config.eval_episodes, cfg.seed)(state, epoch)
     step = epoch * trainer.config.steps_per_epoch
-    from experiments import sweep
-
     members = sweep.members(cfg)
-    rows = []
-    for member, m in zip(members, metrics):
-        row = {"step": step, "seed": cfg.seed + member.seed_index, "epoch": epoch, "checkpoint": epoch, **m}
-        if member.settings:
-            row["member"] = member.name(cfg.seed)
-        rows.append(row)
+    rows = evaluation_rows(metrics, members, cfg.seed, step, epoch, checkpoint=epoch)
     logger = RunLogger(run_dir, len(members), tensorboard=False)
     logger.path = run_dir / "eval.jsonl"
     logger.log(rows)

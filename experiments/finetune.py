@@ -77,9 +77,9 @@ def finetune(args: dict):
     import numpy as np
 
     from algos.loop import make_train
-    from experiments import train
+    from experiments import sweep, train
     from experiments.config import build, validate
-    from experiments.evaluate import load_trainer
+    from experiments.runs import load_trainer
 
     for key in ("pretrained", "task"):
         if key not in args:
@@ -129,8 +129,7 @@ def finetune(args: dict):
     }
     world, objective, learner, loop = build(cfg)
     trainer = make_train(loop, world, objective, learner)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(jnp.arange(cfg.num_seeds))
-    state = trainer.init_members()(keys)
+    state = trainer.init_members()(sweep.keys(cfg, sweep.members(cfg)))
     pretrained_learner = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_seeds,) + x.shape), learner_p)
     carried = {name: transplant(getattr(state.learner, name), getattr(pretrained_learner, name)) for name in learner.transferable}
     state = state.replace(learner=state.learner.replace(**carried))

@@ -69,13 +69,20 @@ def members(cfg) -> list[Member]:
     return out
 
 
-def keys(cfg, member_list: list[Member]):
-    """One PRNG key per member: seed index i of the run gets fold_in(PRNGKey(seed), i)."""
+def seed_keys(seed: int, seed_indices):
+    """The PRNG keys of a run's seeds: seed index i gets fold_in(PRNGKey(seed), i).
+
+    The one place experiments/ derives per-seed keys, so that a seed starts from the same key
+    whether train, finetune or the benchmark runs it."""
     import jax
     import jax.numpy as jnp
 
-    index = jnp.asarray([m.seed_index for m in member_list])
-    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i))(index)
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.asarray(list(seed_indices)))
+
+
+def keys(cfg, member_list: list[Member]):
+    """One PRNG key per member: its seed's key, so every grid point sees the same seeds."""
+    return seed_keys(cfg.seed, [m.seed_index for m in member_list])
 
 
 def apply(trainer, state, member_list: list[Member]):

@@ -61,6 +61,142 @@ def resolve_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What the steps of ``run`` share once the trainer is built."""
+
+    cfg: DictConfig
+    world: object
+    loop: object  # algos.loop.LoopConfig
+    trainer: object  # algos.loop.Trainer
+    members: list  # sweep.Member: one per slice of the state's leading axis
+    sharding: object  # how the member axis is split over devices; None on one device
+    run_chunk: object  # the jitted ``(state, n_epochs) -> (state, metrics)``; donates the state
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.run_dir)
+
+
+def run(cfg: DictConfig, initial_state=None) -> RunResult:
+    """Train (or resume) the run described by ``cfg``; see the module docstring.
+
+    ``initial_state`` (a member-batched TrainState) replaces the fresh init of a new run; the
+    finetuning CLI passes one that holds pretrained weights."""
+    validate(cfg)
+    _check_run_dir(cfg)
+    world, objective, learner, loop = build(cfg)
+    # Everything above is cheap and checks the input; JAX work starts here.
+    from experiments.checkpoint import Checkpoints
+    from experiments.eval_protocol import Evaluator
+    from experiments.logger import RunLogger
+
+    setup = _make_trainer(cfg, world, objective, learner, loop)
+    checkpoints = Checkpoints(setup.run_dir, cfg.keep_checkpoints)
+    setup.run_dir.mkdir(parents=True, exist_ok=True)
+    state, epoch = _first_state(setup, checkpoints, initial_state)
+
+    total_epochs = cfg.total_steps // loop.steps_per_epoch
+    logger = RunLogger(setup.run_dir, len(setup.members), cfg.tensorboard, [m.name(cfg.seed) for m in setup.members])
+    evaluator = Evaluator(setup.trainer, loop.eval_episodes, cfg.seed)
+    bar = _progress_bar(cfg, epoch * loop.steps_per_epoch)
+    rows: list[dict] = []
+    try:
+        while epoch < total_epochs:
+            n = min(cfg.eval_every, total_epochs - epoch)
+            state, metrics, steps_per_s = _train_chunk(setup, checkpoints, state, epoch, n)
+            epoch += n
+            rows = _evaluate_and_log(setup, evaluator, logger, state, epoch, metrics, steps_per_s)
+            _save_checkpoint(setup, checkpoints, state, epoch)
+            _show_progress(bar, n * loop.steps_per_epoch, steps_per_s, rows[0])
+    finally:
+        bar.close()
+        logger.close()
+    if rows:
+        _log(_summary(setup.run_dir, rows))
+    return RunResult(setup.run_dir, state, rows)
+
+
+def _check_run_dir(cfg: DictConfig) -> None:
+    """A new run needs a run_dir that holds no run yet; a resumed one needs checkpoints, in the
+    format this code reads. Cheap: a bad run_dir is a ConfigError before anything is compiled."""
+    run_dir = Path(cfg.run_dir)
+    if cfg.resume is None:
+        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+            raise ConfigError(f"run_dir {run_dir} already holds a run; continue it with resume={run_dir}")
+        return
+    from experiments.checkpoint import Checkpoints
+
+    checkpoints = Checkpoints(run_dir)
+    if not checkpoints.steps():
+        raise ConfigError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}")
+    checkpoints.check_format()
+
+
+def _make_trainer(cfg: DictConfig, world, objective, learner, loop) -> _Setup:
+    """The Trainer, the run's members (seeds x sweep grid, the sweep checked against what the
+    trainer can sweep) and their layout over the devices; prints the replay memory and devices."""
+    import jax
+
+    from algos.loop import make_train
+    from experiments.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    trainer = make_train(loop, world, objective, learner)
+    sweep.validate(cfg, list(trainer.sweepable()))
+    members = sweep.members(cfg)
+    sharding = sweep.member_sharding(len(members))
+    # The state is donated: the replay buffer is updated in place instead of copied every chunk.
+    setup = _Setup(cfg, world, loop, trainer, members, sharding, trainer.run_members())
+    _log(
+        f"replay: {loop.buffer_size:,} transitions x {len(members)} member(s) = "
+        f"{trainer.replay.bytes * len(members) / 2**20:,.1f} MiB; devices: {jax.devices()}"
+    )
+    return setup
+
+
+def _first_state(setup: _Setup, checkpoints, initial_state):
+    """``(state, epoch)`` training starts from: a resumed run's newest good checkpoint; for a new
+    run (whose config.yaml is written here) ``initial_state`` or a fresh init, with each member's
+    swept settings written in. Placed over the devices when there are several."""
+    import jax
+
+    cfg = setup.cfg
+    init = setup.trainer.init_members()
+    keys = sweep.keys(cfg, setup.members)
+    if cfg.resume is not None:
+        _, state, meta = checkpoints.restore(jax.eval_shape(init, keys), warn=_log)
+        epoch = int(meta["epoch"])
+        _log(f"resumed {setup.run_dir} at epoch {epoch} ({epoch * setup.loop.steps_per_epoch:,} steps per seed)")
+    else:
+        save(cfg, setup.run_dir)
+        state = init(keys) if initial_state is None else initial_state
+        state, epoch = sweep.apply(setup.trainer, state, setup.members), 0
+    if setup.sharding is not None:  # members split over devices; jit keeps the layout from here on
+        state = jax.device_put(state, setup.sharding)
+    return state, epoch
+
+
+def _train_chunk(setup: _Setup, checkpoints, state, epoch: int, n: int):
+    """``(state, metrics, env steps/s)`` after ``n`` more epochs from ``epoch``. The NaN guard: a loss
+    that became NaN or Inf stops the run (TrainingDiverged) before the bad state is evaluated or
+    saved, naming the loss, the epoch, the member and the last good checkpoint."""
+    import jax
+
+    start = time.perf_counter()
+    new_state, metrics = setup.run_chunk(state, n)
+    jax.block_until_ready(new_state)
+    seconds = time.perf_counter() - start
+    bad = _first_nonfinite(metrics, epoch)
+    if bad:
+        name, at, index, value = bad
+        last = checkpoints.steps()
+        kept = f"last good checkpoint: epoch {last[-1]} in {checkpoints.directory}" if last else "no checkpoint was written yet"
+        member = setup.members[index].name(setup.cfg.seed).replace("_", " ", 1)
+        raise TrainingDiverged(f"loss '{name}' became {value} at epoch {at} ({member}); stopped, {kept}")
+    return new_state, metrics, n * setup.loop.steps_per_epoch * len(setup.members) / seconds
+
+
 def _first_nonfinite(metrics: dict, first_epoch: int):
     """(loss name, epoch, member index, value) of the first non-finite loss in a chunk, else None."""
     for name in sorted(k for k in metrics if k.startswith("loss/")):
@@ -72,121 +208,58 @@ def _first_nonfinite(metrics: dict, first_epoch: int):
     return None
 
 
-def run(cfg: DictConfig, initial_state=None) -> RunResult:
-    """Train (or resume) the run described by ``cfg``; see the module docstring.
+def _evaluate_and_log(setup: _Setup, evaluator, logger, state, epoch: int, train_metrics: dict, steps_per_s: float) -> list[dict]:
+    """Evaluate every member and log one row each (the evaluation, the chunk's last training
+    metrics, the chunk's env steps/s) to metrics.jsonl and TensorBoard, with the skill figure
+    (plots/) and video as the config asks. Returns the rows."""
+    from experiments.eval_protocol import evaluation_rows, log_skill_video, save_skill_figure
 
-    ``initial_state`` (a member-batched TrainState) replaces the fresh init of a new run; the
-    finetuning CLI passes one that holds pretrained weights."""
-    validate(cfg)
-    world, objective, learner, loop = build(cfg)
-    run_dir = Path(cfg.run_dir)
-    resuming = cfg.resume is not None
-    from experiments.checkpoint import Checkpoints
+    cfg = setup.cfg
+    step = epoch * setup.loop.steps_per_epoch
+    metrics, positions, skills = evaluator(state, epoch)
+    rows = evaluation_rows(metrics, setup.members, cfg.seed, step, epoch)
+    for s, row in enumerate(rows):
+        row.update({k: float(np.asarray(v)[s, -1]) for k, v in train_metrics.items()})
+        row["time/env_steps_per_s"] = steps_per_s
+    logger.log(rows)
+    if cfg.plots:
+        save_skill_figure(setup.run_dir, step, positions, skills, rows, logger)
+    if cfg.tensorboard and cfg.get("video", True):  # configs saved before the key existed lack it
+        log_skill_video(logger, step, positions, skills, setup.world.walls)
+    return rows
 
-    if not resuming and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        raise ConfigError(f"run_dir {run_dir} already holds a run; continue it with resume={run_dir}")
-    if resuming and not Checkpoints(run_dir).steps():
-        raise ConfigError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}")
 
-    # Everything above is cheap and checks the input; JAX work starts here.
-    import jax
+def _save_checkpoint(setup: _Setup, checkpoints, state, epoch: int) -> None:
+    """checkpoints/<epoch>/: the state and where the run stands, which is what resume reads."""
+    checkpoints.save(epoch, state, {"epoch": epoch, "env_steps_per_seed": epoch * setup.loop.steps_per_epoch})
+
+
+def _progress_bar(cfg: DictConfig, step: int):
+    """A tqdm bar over the run's env steps per seed, starting at ``step`` (off with progress=false)."""
     from tqdm import tqdm
 
-    from algos.loop import make_train
-    from experiments.eval_protocol import Evaluator, log_skill_video, save_skill_figure
-    from experiments.logger import RunLogger
-    from experiments.runtime import enable_compilation_cache
+    return tqdm(total=cfg.total_steps, initial=step, unit="step", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True)
 
-    enable_compilation_cache()
-    trainer = make_train(loop, world, objective, learner)
-    sweep.validate(cfg, list(trainer.sweepable()))
-    members = sweep.members(cfg)
-    n_members = len(members)
-    sharding = sweep.member_sharding(n_members)
-    keys = sweep.keys(cfg, members)
-    init = trainer.init_members()
-    # The state is donated: the replay buffer is updated in place instead of copied every chunk.
-    run_chunk = trainer.run_members()
 
-    log = tqdm.write
-    log(
-        f"replay: {loop.buffer_size:,} transitions x {n_members} member(s) = "
-        f"{trainer.replay.bytes * n_members / 2**20:,.1f} MiB; devices: {jax.devices()}"
-    )
-    checkpoints = Checkpoints(run_dir, cfg.keep_checkpoints)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resuming:
-        abstract = jax.eval_shape(init, keys)
-        step, state, meta = checkpoints.restore(abstract, warn=lambda msg, file=None: log(msg, file=file))
-        epoch = int(meta["epoch"])
-        log(f"resumed {run_dir} at epoch {epoch} ({epoch * loop.steps_per_epoch:,} steps per seed)")
-    else:
-        save(cfg, run_dir)
-        state = init(keys) if initial_state is None else initial_state
-        state, epoch = sweep.apply(trainer, state, members), 0
-    if sharding is not None:  # members split over devices; jit keeps the layout from here on
-        state = jax.device_put(state, sharding)
+def _show_progress(bar, steps: int, steps_per_s: float, row: dict) -> None:
+    """Advance the bar by a chunk's ``steps``; show its throughput and the first member's coverage."""
+    bar.update(steps)
+    bar.set_postfix({"env steps/s": f"{steps_per_s:,.0f}", "coverage": row["eval/coverage"], "random": row["eval/coverage_random"]})
 
-    total_epochs = cfg.total_steps // loop.steps_per_epoch
-    logger = RunLogger(run_dir, n_members, cfg.tensorboard, [m.name(cfg.seed) for m in members])
-    rows: list[dict] = []
 
-    evaluator = Evaluator(trainer, loop.eval_episodes, cfg.seed)
+def _summary(run_dir: Path, rows: list[dict]) -> str:
+    """The closing line: where the run is and each member's last coverage."""
+    from experiments.eval_protocol import row_label
 
-    def evaluate(state, epoch, train_metrics, steps_per_s):
-        step = epoch * loop.steps_per_epoch
-        metrics, positions, skills = evaluator(state, epoch)
-        out = []
-        for s, row in enumerate(metrics):
-            member = members[s]
-            row = {"step": step, "seed": cfg.seed + member.seed_index, "epoch": epoch, **row}
-            if member.settings:
-                row["member"] = member.name(cfg.seed)
-                row.update({f"sweep/{path}": value for path, value in member.settings.items()})
-            row.update({k: float(np.asarray(v)[s, -1]) for k, v in train_metrics.items()})
-            row["time/env_steps_per_s"] = steps_per_s
-            out.append(row)
-        logger.log(out)
-        if cfg.plots:
-            save_skill_figure(run_dir, step, positions, skills, out, logger)
-        if cfg.tensorboard and cfg.get("video", True):  # configs saved before the key existed lack it
-            log_skill_video(logger, step, positions, skills, world.walls)
-        return out
+    coverage = ", ".join(f"{row_label(r)}: {r['eval/coverage']}" for r in rows)
+    return f"done: {run_dir}  eval/coverage {coverage} (random {rows[0]['eval/coverage_random']})"
 
-    bar = tqdm(
-        total=cfg.total_steps,
-        initial=epoch * loop.steps_per_epoch,
-        unit="step",
-        unit_scale=True,
-        disable=not cfg.progress,
-        dynamic_ncols=True,
-    )
-    try:
-        while epoch < total_epochs:
-            n = min(cfg.eval_every, total_epochs - epoch)
-            start = time.perf_counter()
-            new_state, metrics = run_chunk(state, n)
-            jax.block_until_ready(new_state)
-            seconds = time.perf_counter() - start
-            bad = _first_nonfinite(metrics, epoch)
-            if bad:
-                name, at, index, value = bad
-                last = checkpoints.steps()
-                kept = f"last good checkpoint: epoch {last[-1]} in {checkpoints.directory}" if last else "no checkpoint was written yet"
-                raise TrainingDiverged(f"loss '{name}' became {value} at epoch {at} ({members[index].name(cfg.seed).replace('_', ' ', 1)}); stopped, {kept}")
-            state, epoch = new_state, epoch + n
-            steps_per_s = n * loop.steps_per_epoch * n_members / seconds
-            rows = evaluate(state, epoch, metrics, steps_per_s)
-            checkpoints.save(epoch, state, {"epoch": epoch, "env_steps_per_seed": epoch * loop.steps_per_epoch})
-            bar.update(n * loop.steps_per_epoch)
-            bar.set_postfix({"env steps/s": f"{steps_per_s:,.0f}", "coverage": rows[0]["eval/coverage"], "random": rows[0]["eval/coverage_random"]})
-    finally:
-        bar.close()
-        logger.close()
-    if rows:
-        summary = ", ".join(f"{r.get('member', 'seed ' + str(r['seed']))}: {r['eval/coverage']}" for r in rows)
-        log(f"done: {run_dir}  eval/coverage {summary} (random {rows[0]['eval/coverage_random']})")
-    return RunResult(run_dir, state, rows)
+
+def _log(message: str, file=None) -> None:
+    """Print a line without breaking the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=file)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from experiments import finetune, train
-from experiments.evaluate import load_trainer
+from experiments.runs import load_trainer
 from tests.test_train import TINY, rows
 
 

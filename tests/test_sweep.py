@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from experiments import train
-from experiments.evaluate import load_trainer
+from experiments.runs import load_trainer
 from tests.test_train import TINY
 
 GRID = "sweep={algo.learner.learning_rate: [1e-4, 1e-3], algo.objective.init_lambda: [10, 100]}"
