@@ -118,11 +118,28 @@ class AutoReset(Wrapper):
         state = self.world.reset(reset_key)
         return state.replace(info=dict(state.info, final_obs=state.obs, reset_key=key))
 
+    OWN_INFO = ("final_obs", "reset_key")
+
+    def _inner(self, state):
+        """The state without our own info entries: they stay out of the inner world (``reset_key``
+        is one key for the batch, not one per world, so the inner ``Batched`` could not map it)."""
+        return state.replace(info={k: v for k, v in state.info.items() if k not in self.OWN_INFO})
+
+    def position(self, state):
+        return self.world.position(self._inner(state))
+
+    def object_position(self, state):
+        return self.world.object_position(self._inner(state))
+
+    def agent_positions(self, state):
+        return self.world.agent_positions(self._inner(state))
+
+    def reward_terms(self, state):
+        return self.world.reward_terms(self._inner(state))
+
     def step(self, state, action):
-        # Steps must start from a not-done flag, or the wrapped TimeLimit sees stale flags. Our own
-        # info entries stay out of the inner world (``reset_key`` is one key, not one per world).
-        inner_info = {k: v for k, v in state.info.items() if k not in ("final_obs", "reset_key")}
-        stepped = self.world.step(state.replace(done=jnp.zeros_like(state.done), info=inner_info), action)
+        # Steps must start from a not-done flag, or the wrapped TimeLimit sees stale flags.
+        stepped = self.world.step(self._inner(state).replace(done=jnp.zeros_like(state.done)), action)
         key, reset_key = jax.random.split(state.info["reset_key"])
         stepped = stepped.replace(info=dict(stepped.info, final_obs=stepped.obs, reset_key=key))
         done = stepped.done > 0
