@@ -100,12 +100,12 @@ class AutoReset(Wrapper):
     Put it *outside* ``Batched`` (``wrap_for_training`` does), so one reset serves the batch.
 
     ``conditional=True`` (default) runs the reset under a ``lax.cond`` only on steps where some
-    world is done (dmc/cheetah_run: 51,776 env steps/s with 16 worlds). Under ``vmap`` a cond with
+    world is done (README's design notes have the measured gain). Under ``vmap`` a cond with
     a batched predicate becomes a select that runs both branches, so when the caller vmaps over
     run members with ``axis_name=sync_axis`` the predicate is reduced over that axis and stays a
     real cond. ``conditional=False`` computes a fresh batch reset on every step and selects it
-    where a world is done: no control flow, but a reset per step (25% of Ant's env-only time;
-    dmc/cheetah_run's reset runs 200 settling steps: 369 env steps/s).
+    where a world is done: no control flow, but a reset per step (costly where a reset settles the
+    physics for many steps, as dm_control's cheetah does).
     """
 
     def __init__(self, world, sync_axis: str | None = None, conditional: bool = True):

@@ -5,22 +5,16 @@ intra-op thread pool and blocks until the pieces are done, while it is itself ru
 of that same pool. When XLA's thunk executor runs as many of these calls at once as the pool has
 workers (2 on a 2-core machine), every worker waits for work that no free worker can pick up, and
 the program stops with idle CPUs. MJX's Newton solver factorises one Hessian per world in every
-solver iteration, so vmapped MJX worlds (``dmc/*``, ``brax/*``) hit it: ``dmc/quadruped_walk`` with
-64 worlds hung in 7 of 13 tries. ``gdb`` on a hung process shows every ``tf_XLAEigen`` thread in
+solver iteration, so vmapped MJX worlds (``dmc/*``, ``brax/*``) hit it (README's design notes
+give how often). ``gdb`` on a hung process shows every ``tf_XLAEigen`` thread in
 ``BlockingCounter::Wait`` under ``jax::ParallelBatchMap`` / ``CholeskyFactorization`` /
 ``lapack_spotrf_ffi``. jaxlib 0.11 builds without that parallel batch path.
 
 The fix: on CPU, batched Cholesky of matrices up to ``UNROLL_MAX`` rows (MJX's Hessians are
 nv x nv: 2 to 27 here) is lowered to a column-by-column factorisation written in jnp ops and
 unrolled at trace time: plain fused HLO, no custom call, no re-entry into the pool, and close to
-LAPACK's speed at these sizes (64 matrices on this CPU, microseconds per call):
-
-    n     LAPACK batched   unrolled   XLA's own Cholesky op
-    9           21             19            163
-    18          45             63            762
-    27         128            176           2354
-
-(XLA's op made dmc/walker_walk's env-only stepping 43% slower.) Larger batched matrices use XLA's
+LAPACK's speed at these sizes, where XLA's own Cholesky op is several times slower (README's
+design notes give the measured table). Larger batched matrices use XLA's
 op; unbatched Cholesky keeps LAPACK. Non-positive-definite inputs give NaNs, as LAPACK's lowering
 does. GPU and TPU lowerings are untouched. ``install()`` is idempotent and is called when a
 physics world is built.
