@@ -78,6 +78,20 @@ def test_bad_finetune_input_is_a_one_line_error(pretrained, extra, fragment, cap
     assert fragment in err and "\n" not in err
 
 
+def test_a_learner_with_nothing_transferable_is_refused_before_any_compile(tmp_path, capsys):
+    """CRL learns from goals, not rewards (``CRL.transferable`` is empty): finetuning a CRL run on a
+    task reward is a one-line error, decided from the run's config alone."""
+    from experiments.config import compose, save
+
+    run_dir = tmp_path / "crl_run"
+    run_dir.mkdir()
+    save(compose(["algo=crl", *TINY]), run_dir)
+    assert finetune.main([f"pretrained={run_dir}", "task=reach_top_left", f"run_dir={tmp_path / 'ft'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be finetuned" in err and "\n" not in err
+    assert not (tmp_path / "ft").exists()
+
+
 def test_missing_pretrained_directory(capsys):
     assert finetune.main(["pretrained=/no/such/run", "task=reach_top_left"]) == 2
     assert "does not exist" in capsys.readouterr().err
