@@ -29,6 +29,12 @@ from experiments.config import ConfigError, build, compose, load, save, validate
 # changes what it computes.
 RESUMABLE = ("total_steps", "progress", "tensorboard", "plots", "video", "keep_checkpoints")
 
+# The Ray launcher's local instance listens on 127.0.0.1 only: on Linux its services otherwise
+# listen on every interface. Ray's single-machine mode does that; a multirun sets it unless the
+# environment already has the variable, so RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 is the explicit
+# opt-in to the wider binding (see configs/hydra/launcher/ray.yaml).
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf; the run stopped without checkpointing the bad state."""
@@ -470,9 +476,11 @@ def _hydra_multirun(argv: list[str]) -> int:
             cfg.run_dir = hydra_cfg.runtime.output_dir  # absolute: <sweep dir>/<subdir>
         run(cfg)
 
-    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    saved_argv, saved_env = sys.argv, {name: os.environ.get(name) for name in (*RAY_LOOPBACK, "HYDRA_FULL_ERROR")}
     sys.argv = [sys.argv[0], *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises a job's error to us instead of printing a trace
+    for name, value in RAY_LOOPBACK.items():  # unless the user asked for the wider binding explicitly
+        os.environ.setdefault(name, value)
     try:
         with warnings.catch_warnings():
             # configs/hydra/launcher/ray.yaml shares its name with the Ray plugin's own schema.
@@ -491,10 +499,11 @@ def _hydra_multirun(argv: list[str]) -> int:
     finally:
         GlobalHydra.instance().clear()  # so that compose() works again in this process
         sys.argv = saved_argv
-        if saved_full_error is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return 0
 
 
