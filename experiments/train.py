@@ -201,17 +201,20 @@ class _StopOnSignal:
 
 
 def _fault(point: str, epoch: int, during: bool = False) -> None:
-    """Test-only fault injection: with ``SKILLAX_FAULT=<point>:<epoch>`` in the environment the
-    process kills itself with SIGKILL at that point (tests/test_reliability.py). ``during``: from a
-    thread a moment later, so that the kill lands while the step that follows runs (the chunk's
-    compile or training, the checkpoint's write)."""
-    if os.environ.get("SKILLAX_FAULT") != f"{point}:{epoch}":
+    """Test-only fault injection (tests/test_reliability.py): with ``SKILLAX_FAULT=<point>:<epoch>``
+    in the environment the process sends itself SIGKILL at that point (``<point>:<epoch>:SIGTERM``:
+    SIGTERM, as SLURM's preemption does). ``during``: from a thread a moment later, so that the
+    signal lands while the step that follows runs (the chunk's compile or training, the write of
+    the checkpoint)."""
+    point_, _, rest = os.environ.get("SKILLAX_FAULT", "").partition(":")
+    at, _, name = rest.partition(":")
+    if (point_, at) != (point, str(epoch)):
         return
-    kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    send = lambda: os.kill(os.getpid(), signal.Signals[name or "SIGKILL"])  # noqa: E731
     if during:
-        threading.Timer(0.05, kill).start()
+        threading.Timer(0.05, send).start()
     else:
-        kill()
+        send()
 
 
 class _storage:
@@ -268,7 +271,8 @@ def _check_resources(setup: _Setup) -> None:
 
     import jax
 
-    abstract = jax.eval_shape(setup.trainer.init_members(), sweep.keys(setup.cfg, setup.members))
+    # Keys made inside eval_shape, too: made eagerly they would compile (tiny) programs.
+    abstract = jax.eval_shape(lambda: setup.trainer.init_members()(sweep.keys(setup.cfg, setup.members)))
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract))
     replay_bytes = setup.trainer.replay.bytes * len(setup.members)
     per_transition = replay_bytes / setup.loop.buffer_size
