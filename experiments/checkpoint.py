@@ -33,20 +33,21 @@ CHECKPOINT_FORMAT = 2
 class Checkpoints:
     def __init__(self, run_dir, keep: int = 3):
         self.directory = Path(run_dir).absolute() / "checkpoints"
+        # cleanup_tmp_directories: the half-written checkpoint of a crash or a full disk is removed
+        # when the run is resumed (it was never a checkpoint: orbax renames a complete one).
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True)
         with _quiet():  # it reads every checkpoint's metadata; a corrupt one is reported by restore
-            self.manager = ocp.CheckpointManager(
-                self.directory,
-                options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
-            )
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, state, meta: dict) -> None:
         meta = {**meta, "format": CHECKPOINT_FORMAT}
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        with _quiet():  # a failed write (disk full) is raised to the caller, who reports it in one line
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
 
     def steps(self) -> list[int]:
         with _quiet():

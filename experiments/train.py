@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import sys
 import threading
@@ -230,9 +231,11 @@ class _storage:
     def __exit__(self, kind, error, traceback):
         if error is None or not (isinstance(error, OSError) or "RESOURCE_EXHAUSTED" in str(error)):
             return False
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else (str(error).splitlines() or [""])[0][:200]
+        # tensorstore (under orbax) reports a full disk as RESOURCE_EXHAUSTED with the OS error code.
+        code = re.search(r"os_error_code='(\d+)'", str(error))
+        reason = (error.strerror or str(error)) if isinstance(error, OSError) else os.strerror(int(code[1])) if code else "RESOURCE_EXHAUSTED"
         last = self.checkpoints.steps()
-        kept = f"kept checkpoint {last[-1]} and the record up to it" if last else "no checkpoint was written yet"
+        kept = f"kept checkpoint {last[-1]} (a resume trims the record to it)" if last else "no checkpoint was written yet"
         raise StorageError(
             f"cannot write {self.setup.run_dir / self.what} ({reason}); {kept}; free space, then continue with "
             f"python -m experiments.train resume={self.setup.run_dir}"
@@ -438,7 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, StorageError) as e:
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except StorageError as e:
+        import logging
+
+        # orbax's abandoned write tasks log the same error again when they are collected at exit.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Interrupted as e:
