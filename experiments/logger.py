@@ -67,7 +67,12 @@ class RunLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self.writers = [SummaryWriter(str(Path(run_dir) / "tb" / name), purge_step=purge_step) for name in self.seed_names]
+            # The suffix keeps a resume's event file from replacing (same second, same name) the
+            # previous one, and sorts it after it, as the purge needs.
+            suffix = f".from_step_{purge_step or 0:012d}"
+            self.writers = [
+                SummaryWriter(str(Path(run_dir) / "tb" / name), purge_step=purge_step, filename_suffix=suffix) for name in self.seed_names
+            ]
 
     def log(self, rows: list[dict]) -> None:
         """``rows[i]``: the metrics of seed i, each with ``step`` and ``seed``."""

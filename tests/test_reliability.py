@@ -254,3 +254,22 @@ def test_multirun_keeps_ray_on_loopback_unless_asked(given, seen, monkeypatch, t
     assert train.main(["-m", "seed=1", f"hydra.sweep.dir={tmp_path}"]) == 2
     assert during == [seen]
     assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == given  # restored afterwards
+
+
+def test_tensorboard_hides_the_events_a_resume_writes_again(tmp_path):
+    """A resume from the checkpoint at step 20 writes step 30 again; TensorBoard shows it once,
+    with the new value (the logger's ``purge_step``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from experiments.logger import RunLogger
+
+    first = RunLogger(tmp_path, 1)
+    for step in (10, 20, 30):
+        first.log([{"step": step, "seed": 0, "epoch": step // 10, "eval/coverage": float(step)}])
+    first.close()
+    resumed = RunLogger(tmp_path, 1, purge_step=21)
+    resumed.log([{"step": 30, "seed": 0, "epoch": 3, "eval/coverage": 99.0}])
+    resumed.close()
+    events = EventAccumulator(str(tmp_path / "tb" / "seed_0"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("eval/coverage")] == [(10, 10.0), (20, 20.0), (30, 99.0)]
