@@ -438,27 +438,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(argv)
         run(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except StorageError as e:
-        import logging
-
-        # orbax's abandoned write tasks log the same error again when they are collected at exit.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except Interrupted as e:
-        print(f"stopped: {e}", file=sys.stderr)
-        return e.exit_code
+    except (ConfigError, TrainingDiverged, StorageError, Interrupted) as e:
+        return report(e)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
         where = f" with: python -m experiments.train resume={cfg.run_dir}" if "cfg" in locals() else ""
         print(f"stopped: interrupted before the next checkpoint, which is lost; the earlier ones are kept; continue{where}", file=sys.stderr)
         return 128 + signal.SIGINT
     return 0
+
+
+def report(error: Exception) -> int:
+    """Print the one line for a run's expected end (bad input, divergence, a full or read-only
+    disk, a signal) and return the CLI's exit code: 2 for bad input, 1 for a failed run, 128 +
+    the signal's number for a stop on a signal."""
+    if isinstance(error, Interrupted):
+        print(f"stopped: {error}", file=sys.stderr)
+        return error.exit_code
+    if isinstance(error, StorageError):
+        import logging
+
+        # orbax's abandoned write tasks log the same error again when they are collected at exit.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    print(f"error: {error}", file=sys.stderr)
+    return 2 if isinstance(error, ConfigError) else 1
 
 
 def _hydra_multirun(argv: list[str]) -> int:
@@ -500,12 +502,8 @@ def _hydra_multirun(argv: list[str]) -> int:
             # configs/hydra/launcher/ray.yaml shares its name with the Ray plugin's own schema.
             warnings.filterwarnings("ignore", r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")
             job()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except this.TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (ConfigError, this.TrainingDiverged, this.StorageError, this.Interrupted) as e:
+        return this.report(e)
     except (HydraException, OmegaConfBaseException) as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
         print(f"error: {lines[0]}", file=sys.stderr)

@@ -204,6 +204,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cap
     assert "loss 'loss/critic' became nan at epoch 3 (seed 0)" in err
     assert "last good checkpoint: epoch 2" in err
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+    assert [r["epoch"] for r in rows(tmp_path)] == [2]  # nothing of the diverged chunk was recorded
+    # The last good checkpoint resumes (here with the loss healthy again) and completes the run.
+    monkeypatch.undo()
+    assert train.main([f"resume={tmp_path}"]) == 0
+    assert [r["epoch"] for r in rows(tmp_path)] == [2, 4]
 
 
 @pytest.mark.slow
