@@ -161,7 +161,7 @@ def run(cfg: DictConfig, initial_state=None) -> RunResult:
                 _show_progress(bar, n * loop.steps_per_epoch, steps_per_s, rows[0])
                 if stop.signum is not None and epoch < total_epochs:
                     raise Interrupted(
-                        f"{signal.Signals(stop.signum).name}: stopped after the checkpoint of epoch {epoch} in "
+                        f"{signal.Signals(stop.signum).name} after the checkpoint of epoch {epoch} in "
                         f"{setup.run_dir}; continue with: python -m experiments.train resume={setup.run_dir}",
                         stop.signum,
                     )
@@ -251,7 +251,7 @@ def _check_run_dir(cfg: DictConfig) -> None:
     run_dir = Path(cfg.run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run_dir {run_dir} is a file, not a directory")
-    existing = next(p for p in [run_dir, *run_dir.absolute().parents] if p.exists())
+    existing = _nearest_existing(run_dir)
     if not os.access(existing, os.W_OK):
         raise ConfigError(f"run_dir {run_dir} cannot be written ({existing} is read-only or not yours)")
     if cfg.resume is None:
@@ -264,6 +264,11 @@ def _check_run_dir(cfg: DictConfig) -> None:
     if not checkpoints.steps() and cfg.get("finetune"):  # its pretrained start is not in config.yaml
         raise ConfigError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}: run the finetuning again in a new run_dir")
     checkpoints.check_format()
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or, if it does not exist yet, its nearest existing parent: where it will be created."""
+    return next(p for p in [path, *path.absolute().parents] if p.exists())
 
 
 def _check_resources(setup: _Setup) -> None:
@@ -279,7 +284,7 @@ def _check_resources(setup: _Setup) -> None:
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract))
     replay_bytes = setup.trainer.replay.bytes * len(setup.members)
     per_transition = replay_bytes / setup.loop.buffer_size
-    existing = next(p for p in [setup.run_dir, *setup.run_dir.absolute().parents] if p.exists())
+    existing = _nearest_existing(setup.run_dir)
     for what, available in (("memory", _available_memory()), (f"free space on {existing}", shutil.disk_usage(existing).free)):
         if state_bytes > available:
             fits = max(int((available - (state_bytes - replay_bytes)) // per_transition), 0)

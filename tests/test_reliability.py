@@ -165,7 +165,7 @@ def test_killed_and_resumed_run_has_the_uninterrupted_record(tmp_path):
     out = _train(resume, SKILLAX_FAULT="rows:5:SIGTERM")
     last = out.stderr.strip().splitlines()[-1]
     assert out.returncode == 128 + signal.SIGTERM, out.stderr
-    assert last.startswith("stopped: SIGTERM: stopped after the checkpoint of epoch 5") and f"resume={run_dir}" in last, last
+    assert last.startswith("stopped: SIGTERM after the checkpoint of epoch 5") and f"resume={run_dir}" in last, last
     out = _train(resume)
     assert out.returncode == 0, out.stderr
 
