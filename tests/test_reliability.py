@@ -166,8 +166,16 @@ def test_killed_and_resumed_run_has_the_uninterrupted_record(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert out.returncode == 128 + signal.SIGTERM, out.stderr
     assert last.startswith("stopped: SIGTERM after the checkpoint of epoch 5") and f"resume={run_dir}" in last, last
+    # The newest checkpoint corrupt: the resume falls back to epoch 4, saying so in a few lines
+    # (no logging from orbax, no traceback), and trims the record to it.
+    for path in (run_dir / "checkpoints" / "5").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
     out = _train(resume)
     assert out.returncode == 0, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("checkpoint step 5 in") and "unreadable" in lines[0], lines
+    assert lines[1].startswith("resuming from step 4") and "kept the rows up to epoch 4" in lines[2], lines
 
     record = rows(run_dir)
     assert [(r["epoch"], r["seed"]) for r in record] == [(e, 0) for e in range(1, 7)]  # one row per evaluation and seed
@@ -203,6 +211,7 @@ def test_full_and_read_only_disks_are_one_line_and_keep_the_last_checkpoint(tmp_
     mount -t tmpfs -o size=560k tmpfs {mnt}/small && mount -t tmpfs -o size=8m tmpfs {mnt}/roomy || exit 99
     $PYTHON -m experiments.train $TINY eval_every=1 total_steps=400 run_dir={mnt}/small/run 2> $OUT/full.err
     echo $? > $OUT/full.rc; cp -r {mnt}/small/run $OUT/full_run
+    $PYTHON -m experiments.train $TINY run_dir={mnt}/small/new 2> $OUT/new_full.err; echo $? > $OUT/new_full.rc
     $PYTHON -m experiments.train $TINY total_steps=80 run_dir={mnt}/roomy/run 2> /dev/null || exit 98
     mount -o remount,ro {mnt}/roomy || exit 97
     $PYTHON -m experiments.train resume={mnt}/roomy/run total_steps=160 2> $OUT/resume_ro.err; echo $? > $OUT/resume_ro.rc
@@ -223,6 +232,11 @@ def test_full_and_read_only_disks_are_one_line_and_keep_the_last_checkpoint(tmp_
     assert epoch == kept >= 1
     # The rows of the epoch whose checkpoint failed may be there: a resume trims them.
     assert [r["epoch"] for r in rows(tmp_path / "full_run")] in (list(range(1, kept + 1)), list(range(1, kept + 2)))
+
+    # A new run on the full disk is refused before it compiles: no room for a checkpoint.
+    assert (tmp_path / "new_full.rc").read_text().strip() == "2"
+    err = _one_error_line((tmp_path / "new_full.err").read_text())
+    assert "does not fit in the free space on" in err and "the largest loop.buffer_size that fits is" in err, err
 
     # Read-only: resume and a new run are refused before anything is written, the run intact.
     for name in ("resume_ro", "new_ro"):
