@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,23 @@ import yaml
 
 
 def load_run(run_dir) -> pd.DataFrame:
-    """metrics.jsonl of one run, with its algorithm, world and directory as columns."""
+    """metrics.jsonl of one run, with its algorithm, world and directory as columns.
+
+    A damaged line (e.g. cut short by a crash) is skipped with a warning. A row repeated for the
+    same step and seed (a record written before trimmed resumes existed) is kept once, the last
+    one, with a warning: counted twice it would pass for another seed and narrow the bands."""
+    from experiments.logger import read_rows
+
     run_dir = Path(run_dir)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows, problems = read_rows(run_dir / "metrics.jsonl")
+    for problem in problems:
+        warnings.warn(problem, stacklevel=2)
     frame = pd.DataFrame(rows)
+    key = [k for k in ("step", "seed", "member") if k in frame.columns]
+    repeated = frame.duplicated(key, keep="last") if key else pd.Series(False, index=frame.index)
+    if repeated.any():
+        warnings.warn(f"{run_dir / 'metrics.jsonl'}: {int(repeated.sum())} repeated row(s) of the same step and seed; kept the last", stacklevel=2)
+        frame = frame[~repeated].reset_index(drop=True)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     frame["algo"] = config["algo"]["name"]
     frame["world"] = config["world"]["name"]

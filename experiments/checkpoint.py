@@ -10,6 +10,8 @@ is refused with one line before anything is compiled or restored.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import sys
 import time
@@ -31,23 +33,26 @@ CHECKPOINT_FORMAT = 2
 class Checkpoints:
     def __init__(self, run_dir, keep: int = 3):
         self.directory = Path(run_dir).absolute() / "checkpoints"
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
-        )
+        # cleanup_tmp_directories: the half-written checkpoint of a crash or a full disk is removed
+        # when the run is resumed (it was never a checkpoint: orbax renames a complete one).
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True)
+        with _quiet():  # it reads every checkpoint's metadata; a corrupt one is reported by restore
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, state, meta: dict) -> None:
         meta = {**meta, "format": CHECKPOINT_FORMAT}
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        with _quiet():  # a failed write (disk full) is raised to the caller, who reports it in one line
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(_stored_leaves(state)), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
 
     def steps(self) -> list[int]:
-        self.manager.reload()
-        return sorted(self.manager.all_steps())
+        with _quiet():
+            self.manager.reload()
+            return sorted(self.manager.all_steps())
 
     def check_format(self) -> None:
         """Refuse, as a one-line ConfigError, a run whose checkpoints this code cannot read.
@@ -65,7 +70,8 @@ class Checkpoints:
         then reports them as corrupt)."""
         for step in reversed(self.steps()):
             try:
-                meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+                with _quiet():
+                    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
             except Exception:  # orbax raises many types for unreadable files
                 continue
             return meta.get("format", 1)
@@ -85,13 +91,14 @@ class Checkpoints:
         errors = []
         for step in reversed(steps):
             try:
-                restored = self.manager.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(_stored_leaves(_on_this_process(abstract_state))),
-                        meta=ocp.args.JsonRestore(),
-                    ),
-                )
+                with _quiet():
+                    restored = self.manager.restore(
+                        step,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardRestore(_stored_leaves(_on_this_process(abstract_state))),
+                            meta=ocp.args.JsonRestore(),
+                        ),
+                    )
                 state = _rebuild(restored["state"], abstract_state)
             except Exception as e:  # orbax raises many types for unreadable or mismatched files
                 errors.append(step)
@@ -112,6 +119,21 @@ class Checkpoints:
             shutil.move(str(self.directory / str(step)), str(aside / f"{step}-{int(time.time())}"))
         self.manager.reload()
         return aside
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Reading a corrupt checkpoint, orbax logs each failure (through absl, several lines a file)
+    and asyncio its closed event loops; ``restore`` reports the failure as one line instead."""
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _on_this_process(abstract_state):

@@ -100,8 +100,20 @@ def validate(cfg: DictConfig) -> None:
 def _validate(cfg: DictConfig) -> None:
     for name in ("total_steps", "num_seeds", "eval_every", "keep_checkpoints"):
         value = cfg[name]
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        if not _is_int(value) or value <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not _is_int(cfg.seed) or cfg.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    hidden = cfg.network.hidden
+    if not OmegaConf.is_list(hidden) or not len(hidden) or not all(_is_int(h) and h > 0 for h in hidden):
+        raise ConfigError(f"network.hidden must be a list of positive layer widths, got {_plain(hidden)!r}")
+    from algos import LEARNERS
+    from algos.loop import LoopConfig
+
+    check_fields("loop", OmegaConf.to_container(cfg.loop, resolve=True), LoopConfig)
+    learner = OmegaConf.to_container(cfg.algo.learner, resolve=True)
+    if learner.get("name") in LEARNERS:  # an unknown name is reported by build()
+        check_fields("algo.learner", {k: v for k, v in learner.items() if k != "name"}, LEARNERS[learner["name"]][1])
     try:
         loop = loop_config(cfg)
         loop.validate()
@@ -114,6 +126,46 @@ def _validate(cfg: DictConfig) -> None:
         )
     if cfg.world.name not in _world_names():
         raise ConfigError(f"unknown world {cfg.world.name!r}; known: {', '.join(_world_names())}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def check_fields(section: str, values: dict, config_cls) -> None:
+    """Each value of ``values`` has the type of its field's default in ``config_cls`` (a config
+    dataclass), and a number whose default is >= 0 is not negative: a float where an int is
+    expected, or a word where a number is, would otherwise reach the compiler. Unknown keys are
+    left to the dataclass itself."""
+    defaults = dataclass_defaults(config_cls)
+    for key, value in values.items():
+        default = defaults.get(key, "???")
+        if default in ("???", None) or value is None and default is None:
+            continue
+        name = f"{section}.{key}"
+        if isinstance(default, list):
+            if not isinstance(value, list) or any(not _same_kind(v, d) for v in value for d in default[:1]):
+                raise ConfigError(f"{name} must be a list like {default}, got {value!r}")
+            if default and all(d > 0 for d in default) and any(v <= 0 for v in value):
+                raise ConfigError(f"{name} must hold positive numbers, got {value!r}")
+        elif not _same_kind(value, default):
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[type(default)]
+            raise ConfigError(f"{name} must be {kind}, got {value!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool) and default >= 0 and value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value!r}")
+
+
+def _same_kind(value, default) -> bool:
+    """A value fits a default's type: bool only for bool, int for int, int or float for float."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _world_names() -> list[str]:
@@ -146,11 +198,20 @@ def build(cfg: DictConfig):
 
 
 def save(cfg: DictConfig, run_dir: str | os.PathLike) -> None:
-    OmegaConf.save(cfg, Path(run_dir) / "config.yaml", resolve=True)
+    """Write config.yaml; an existing one is never overwritten (it describes a run)."""
+    path = Path(run_dir) / "config.yaml"
+    with open(path, "x") as f:
+        f.write(OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def load(run_dir: str | os.PathLike) -> DictConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: it has no config.yaml")
-    return OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:  # YAML and OmegaConf raise many types for a damaged file
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})") from None
+    if not isinstance(cfg, DictConfig) or "algo" not in cfg or "world" not in cfg:
+        raise ConfigError(f"{path} is not a run config (no algo or world in it)")
+    return cfg

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from experiments import train
 from experiments.config import ConfigError, load
 
 OPTIONS = ("pretrained", "task", "total_steps", "run_dir", "seed", "num_seeds", "pretrained_seed", "candidates", "eval_every", "algo", "world", "progress")
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (train.TrainingDiverged, train.StorageError, train.Interrupted) as e:
+        return train.report(e)
     return 0
 
 

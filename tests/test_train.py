@@ -64,6 +64,12 @@ COMPILES = CompileCounter()
         (["algo.objective.skill_type=weird"], "unknown skill_type 'weird'"),
         (["world.options.arena_size=-1"], "arena_size"),
         (["resume=/definitely/not/here"], "resume directory /definitely/not/here does not exist"),
+        (["network.hidden=[0]"], "network.hidden must be a list of positive layer widths, got [0]"),
+        (["network.hidden=[64,-1]"], "network.hidden must be a list of positive layer widths, got [64, -1]"),
+        (["loop.num_envs=16.0"], "loop.num_envs must be an integer, got 16.0"),
+        (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+        (["algo.learner.learning_rate=fast"], "algo.learner.learning_rate must be a number, got 'fast'"),
+        (["algo.learner.gamma=-0.9"], "algo.learner.gamma must be >= 0, got -0.9"),
     ],
 )
 def test_bad_input_gets_one_line_error_before_any_compile(args, fragment, capsys, tmp_path):
@@ -74,12 +80,13 @@ def test_bad_input_gets_one_line_error_before_any_compile(args, fragment, capsys
     assert err.startswith("error: ") and "\n" not in err, err
     assert fragment in err
     assert COMPILES.count == before, "bad input must be rejected before anything is compiled"
+    assert not (tmp_path / "run").exists(), "bad input must write nothing"
 
 
-def test_resume_of_a_directory_without_checkpoints_is_an_error(tmp_path, capsys):
+def test_resume_of_a_directory_with_a_damaged_config_is_an_error(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     assert train.main([f"resume={tmp_path}"]) == 2
-    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert "config.yaml is not a run config" in capsys.readouterr().err
 
 
 def test_cli_bad_world_from_a_shell(tmp_path):
@@ -139,7 +146,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_resume_rejects_changes_that_alter_the_computation(tmp_path, capsys):
     train.run(train.resolve_config(TINY + [f"run_dir={tmp_path}", "total_steps=80"]))
     assert train.main([f"resume={tmp_path}", "loop.batch_size=64"]) == 2
-    assert "cannot change loop.batch_size when resuming" in capsys.readouterr().err
+    assert "cannot change loop.batch_size (saved 32, given 64) when resuming" in capsys.readouterr().err
+    # The command line that started the run, with resume= appended: every value equals the saved one.
+    assert train.main(TINY + ["algo=metra", "world=point", f"run_dir={tmp_path}", "total_steps=80", f"resume={tmp_path}"]) == 0
+    assert train.main(TINY + ["algo=lsd", f"run_dir={tmp_path}", f"resume={tmp_path}"]) == 2
+    assert "cannot change algo (saved 'metra', given 'lsd')" in capsys.readouterr().err
 
 
 def test_new_run_refuses_to_overwrite_an_existing_run(tmp_path, capsys):
@@ -193,6 +204,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cap
     assert "loss 'loss/critic' became nan at epoch 3 (seed 0)" in err
     assert "last good checkpoint: epoch 2" in err
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+    assert [r["epoch"] for r in rows(tmp_path)] == [2]  # nothing of the diverged chunk was recorded
+    # The last good checkpoint resumes (here with the loss healthy again) and completes the run.
+    monkeypatch.undo()
+    assert train.main([f"resume={tmp_path}"]) == 0
+    assert [r["epoch"] for r in rows(tmp_path)] == [2, 4]
 
 
 @pytest.mark.slow
